@@ -1,0 +1,143 @@
+package jsonl
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ctwatch/ctwatch/alerting"
+	"github.com/ctwatch/ctwatch/event"
+)
+
+func hitMessage(t *testing.T, id string) *alerting.Message {
+	t.Helper()
+	h := &event.Hit{ID: id, Rule: "r", Severity: event.SeverityLow, Cert: event.CertInfo{DNSNames: []string{"a.example"}}}
+	data, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &alerting.Message{Subject: "ctwatch.hit.low", Data: data, Hit: h}
+}
+
+func open(t *testing.T, path string) *Notifier {
+	t.Helper()
+	n, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestAppendsExactJSONLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "alerts.jsonl")
+	n := open(t, path)
+	m1, m2 := hitMessage(t, "one"), hitMessage(t, "two")
+	for _, m := range []*alerting.Message{m1, m2} {
+		if err := n.Notify(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := readFile(t, path), string(m1.Data)+"\n"+string(m2.Data)+"\n"; got != want {
+		t.Errorf("file holds %q, want %q", got, want)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm&^FileMode != 0 {
+		t.Errorf("file mode %v is wider than %v", perm, FileMode)
+	}
+
+	// Reopening appends.
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n2 := open(t, path)
+	if err := n2.Notify(t.Context(), hitMessage(t, "three")); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(readFile(t, path), "\n"); lines != 3 {
+		t.Errorf("%d lines after reopen, want 3", lines)
+	}
+}
+
+// A line cut short by a crash is terminated on open, so the next line is
+// whole and parses.
+func TestRepairsPartialLastLine(t *testing.T) {
+	tests := []struct {
+		name, before, wantPrefix string
+	}{
+		{"partial line", `{"id":"ok"}` + "\n" + `{"id":"cut`, `{"id":"ok"}` + "\n" + `{"id":"cut` + "\n"},
+		{"whole lines", `{"id":"ok"}` + "\n", `{"id":"ok"}` + "\n"},
+		{"empty file", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "alerts.jsonl")
+			if err := os.WriteFile(path, []byte(tc.before), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			n := open(t, path)
+			m := hitMessage(t, "next")
+			if err := n.Notify(t.Context(), m); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := readFile(t, path), tc.wantPrefix+string(m.Data)+"\n"; got != want {
+				t.Errorf("file holds %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestRejectsAndCompacts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "alerts.jsonl")
+	n := open(t, path)
+	for _, data := range []string{"", "not json", `{"id":"x"`} {
+		if err := n.Notify(t.Context(), &alerting.Message{Data: []byte(data), Hit: &event.Hit{ID: "x"}}); err == nil {
+			t.Errorf("Notify accepted %q", data)
+		}
+	}
+	indented := "{\n  \"id\": \"x\",\r\n  \"rule\": \"r\"\n}"
+	if err := n.Notify(t.Context(), &alerting.Message{Data: []byte(indented), Hit: &event.Hit{ID: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := json.Compact(&want, []byte(indented)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, path); got != want.String()+"\n" {
+		t.Errorf("file holds %q, want %q", got, want.String()+"\n")
+	}
+}
+
+func TestNotifyAfterCloseFails(t *testing.T) {
+	n, err := Open(filepath.Join(t.TempDir(), "a.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Notify(t.Context(), hitMessage(t, "late")); err == nil {
+		t.Error("Notify after Close succeeded")
+	}
+}
+
+func TestOpenFailsOnDirectory(t *testing.T) {
+	if _, err := Open(t.TempDir()); err == nil {
+		t.Error("Open of a directory succeeded")
+	}
+}

@@ -1,0 +1,366 @@
+package cert
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	ctx509 "github.com/google/certificate-transparency-go/x509"
+)
+
+// FromX509 decodes an X.509 certificate as found in an RFC 6962 x509_entry
+// or a static-ct-api data tile. chain is the logged chain, issuer first; it
+// may be empty, and then IssuerSPKIHash is zero.
+//
+// Precert is set when the certificate carries the CT poison extension (a
+// log should not hold such a certificate as an x509 entry, but if one does
+// it is reported for what it is). The result holds no reference to der or
+// chain. It returns an error when neither crypto/x509 nor the more lenient
+// certificate-transparency-go parser accepts der, or when a chain
+// certificate is not even a structurally valid certificate. It is safe for
+// concurrent use.
+func FromX509(der []byte, chain [][]byte) (*Cert, error) {
+	c, err := decodeDER(der)
+	if err != nil {
+		return nil, err
+	}
+	c.SHA256 = sha256.Sum256(der)
+	if err := c.setChain(chain, false); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse decodes a lone certificate, such as one read from a file for
+// `ctwatch check` (see SplitPEMOrDER for getting der out of a file).
+//
+// A certificate with the CT poison extension is a precertificate
+// (Precert=true). TBSHash ignores the poison and SCT-list extensions, so a
+// precertificate file and the file of the final certificate issued from it
+// have the same TBSHash, except when the precertificate was signed by a
+// Precertificate Signing Certificate (its issuer then differs). There is no
+// chain, so IssuerSPKIHash is zero and Chain is nil. It is safe for
+// concurrent use.
+func Parse(der []byte) (*Cert, error) {
+	return FromX509(der, nil)
+}
+
+// FromPrecert decodes an RFC 6962 precert_entry or a static-ct-api
+// precertificate entry.
+//
+// tbs is the TBSCertificate from the Merkle leaf: the log has removed the
+// poison and, when a Precertificate Signing Certificate was used, rewritten
+// the issuer to the real CA. Because the leaf is what the log's tree
+// commits to, every field except SHA256 is decoded from tbs. precert is the
+// submitted precertificate DER from extra_data; it may be nil, and it is
+// only hashed (SHA256), never trusted for content. SHA256 is the SHA-256 of
+// precert, or of tbs when precert is nil.
+//
+// chain is the logged precertificate_chain, issuer first. When chain[0] is a
+// Precertificate Signing Certificate, the real issuer is chain[1] and
+// IssuerSPKIHash comes from it (zero when chain[1] is missing). The result
+// holds no reference to its inputs. It is safe for concurrent use.
+func FromPrecert(tbs []byte, precert []byte, chain [][]byte) (*Cert, error) {
+	l, err := walkTBS(tbs)
+	if err != nil {
+		return nil, fmt.Errorf("cert: precertificate: %w", err)
+	}
+	wrapped, err := wrapTBS(tbs, l.sigAlg)
+	if err != nil {
+		return nil, fmt.Errorf("cert: precertificate: %w", err)
+	}
+	c, err := decodeDER(wrapped)
+	if err != nil {
+		return nil, err
+	}
+	c.Precert = true // TBSHash is already right: the wrapper holds tbs as it is
+	if precert != nil {
+		c.SHA256 = sha256.Sum256(precert)
+	} else {
+		c.SHA256 = sha256.Sum256(tbs)
+	}
+	if err := c.setChain(chain, true); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// setChain fills Chain and IssuerSPKIHash. With skipPrecertSigner, a
+// Precertificate Signing Certificate at chain[0] is passed over for the
+// issuer key.
+func (c *Cert) setChain(chain [][]byte, skipPrecertSigner bool) error {
+	if len(chain) == 0 {
+		return nil
+	}
+	c.Chain = make([]Hash, len(chain))
+	for i, der := range chain {
+		c.Chain[i] = sha256.Sum256(der)
+	}
+	issuer, err := readChainCert(chain[0])
+	if err != nil {
+		return fmt.Errorf("cert: chain certificate 0: %w", err)
+	}
+	if skipPrecertSigner && issuer.precertSigning {
+		if len(chain) < 2 {
+			return nil
+		}
+		if issuer, err = readChainCert(chain[1]); err != nil {
+			return fmt.Errorf("cert: chain certificate 1: %w", err)
+		}
+	}
+	c.IssuerSPKIHash = issuer.spkiHash
+	return nil
+}
+
+// decodeDER decodes the fields of a DER certificate shared by all entry
+// kinds: everything but SHA256, the chain and, for precertificate entries,
+// Precert. crypto/x509 is tried first; certificates it rejects (negative
+// serial numbers, odd encodings and other sins of real CAs) go to the
+// lenient certificate-transparency-go parser.
+func decodeDER(der []byte) (*Cert, error) {
+	std, stdErr := x509.ParseCertificate(der)
+	if stdErr == nil {
+		f := stdFields(std)
+		return f.cert(), nil
+	}
+	lax, laxErr := parseLenient(der)
+	if laxErr != nil {
+		return nil, fmt.Errorf("cert: %w (lenient parser: %w)", stdErr, laxErr)
+	}
+	f := lenientFields(lax)
+	return f.cert(), nil
+}
+
+// parseLenient runs the certificate-transparency-go parser, accepting its
+// non-fatal errors. That parser is old reflection-based code; a panic in it
+// on hostile input is turned into an error.
+func parseLenient(der []byte) (cert *ctx509.Certificate, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cert, err = nil, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	cert, err = ctx509.ParseCertificate(der)
+	if ctx509.IsFatal(err) {
+		return nil, err
+	}
+	if cert == nil {
+		return nil, errors.New("no certificate")
+	}
+	return cert, nil
+}
+
+// fields is what this package takes from either parser's certificate type.
+type fields struct {
+	subject, issuer     string
+	notBefore, notAfter time.Time
+	// dnsNames and emails are owned by fields (the parsed certificate they
+	// came from is dropped), so they can be reused in place.
+	dnsNames, emails []string
+	commonNames      []string
+	ips              []net.IP
+	publicKey        any
+	rawTBS           []byte
+	poisoned         bool
+}
+
+// stdFields takes the fields of a crypto/x509 certificate.
+func stdFields(x *x509.Certificate) fields {
+	f := fields{
+		subject: x.Subject.String(), issuer: x.Issuer.String(),
+		notBefore: x.NotBefore, notAfter: x.NotAfter,
+		dnsNames: x.DNSNames, emails: x.EmailAddresses, ips: x.IPAddresses,
+		publicKey: x.PublicKey, rawTBS: x.RawTBSCertificate,
+	}
+	for _, atv := range x.Subject.Names {
+		if cn, ok := atv.Value.(string); ok && isCommonName(atv.Type) {
+			f.commonNames = append(f.commonNames, cn)
+		}
+	}
+	for _, e := range x.Extensions {
+		f.poisoned = f.poisoned || isPoison(e.Id)
+	}
+	return f
+}
+
+// lenientFields takes the fields of a certificate-transparency-go
+// certificate.
+func lenientFields(x *ctx509.Certificate) fields {
+	f := fields{
+		subject: x.Subject.String(), issuer: x.Issuer.String(),
+		notBefore: x.NotBefore, notAfter: x.NotAfter,
+		dnsNames: x.DNSNames, emails: x.EmailAddresses, ips: x.IPAddresses,
+		publicKey: x.PublicKey, rawTBS: x.RawTBSCertificate,
+	}
+	for _, atv := range x.Subject.Names {
+		if cn, ok := atv.Value.(string); ok && isCommonName(atv.Type) {
+			f.commonNames = append(f.commonNames, cn)
+		}
+	}
+	for _, e := range x.Extensions {
+		f.poisoned = f.poisoned || isPoison(e.Id)
+	}
+	return f
+}
+
+// cert builds a Cert from the parsed fields; SHA256 and the chain are left
+// to the caller.
+func (f *fields) cert() *Cert {
+	c := &Cert{
+		TBSHash:        tbsHashOrRaw(f.rawTBS),
+		Precert:        f.poisoned,
+		DNSNames:       normalizeNames(f.dnsNames),
+		IPAddresses:    ipStrings(f.ips),
+		EmailAddresses: f.emails,
+		Subject:        f.subject,
+		Issuer:         f.issuer,
+		NotBefore:      f.notBefore.UTC(),
+		NotAfter:       f.notAfter.UTC(),
+	}
+	for _, cn := range f.commonNames {
+		c.DNSNames = appendCommonName(c.DNSNames, cn)
+	}
+	c.KeyType, c.KeySize = keyInfo(f.publicKey)
+	return c
+}
+
+// isCommonName reports whether an attribute type is 2.5.4.3 (commonName).
+// Both parsers' ObjectIdentifier types are []int underneath.
+func isCommonName[O ~[]int](oid O) bool {
+	return slices.Equal([]int(oid), []int{2, 5, 4, 3})
+}
+
+// isPoison reports whether an extension is the CT precertificate poison,
+// 1.3.6.1.4.1.11129.2.4.3.
+func isPoison[O ~[]int](oid O) bool {
+	return slices.Equal([]int(oid), []int{1, 3, 6, 1, 4, 1, 11129, 2, 4, 3})
+}
+
+// tbsHashOrRaw is HashTBS, except that a TBS the structural walk cannot
+// follow (only the lenient parser accepted it) is hashed as it is: such a
+// certificate still gets a stable key, it just will not pair with its
+// precertificate.
+func tbsHashOrRaw(tbs []byte) Hash {
+	if h, err := HashTBS(tbs); err == nil {
+		return h
+	}
+	return sha256.Sum256(tbs)
+}
+
+// normalizeNames lower-cases names and drops repeats, keeping the first
+// occurrence. It works in place: the caller must own the slice.
+//
+// Repeats are found with a small open-addressing table of FNV-1a hashes
+// rather than a map: on certificates with a hundred or more SANs, common in
+// CT, a map costs about a fifth of the whole decode. Colliding hashes only
+// cost a string comparison, so hostile input cannot make it wrong.
+func normalizeNames(names []string) []string {
+	if len(names) == 0 {
+		return nil
+	}
+	size := 4
+	for size < 2*len(names) {
+		size <<= 1
+	}
+	var stack [512]int32 // slot = index in out + 1; 0 is empty
+	var slots []int32
+	if size <= len(stack) {
+		slots = stack[:size]
+	} else {
+		slots = make([]int32, size)
+	}
+	mask := uint32(size - 1)
+	out := names[:0]
+	for _, n := range names {
+		n = strings.ToLower(n)
+		for i := fnv1a(n) & mask; ; i = (i + 1) & mask {
+			if slots[i] == 0 {
+				out = append(out, n)
+				slots[i] = int32(len(out))
+				break
+			}
+			if out[slots[i]-1] == n {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// fnv1a is the 32-bit FNV-1a hash of s.
+func fnv1a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// appendCommonName adds a subject common name to names when it looks like a
+// host name (has a dot, no spaces, is not an IP address) and is not already
+// there.
+func appendCommonName(names []string, cn string) []string {
+	if !strings.Contains(cn, ".") || strings.ContainsAny(cn, " \t") {
+		return names
+	}
+	if _, err := netip.ParseAddr(cn); err == nil {
+		return names
+	}
+	cn = strings.ToLower(cn)
+	if containsString(names, cn) {
+		return names
+	}
+	return append(names, cn)
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ipStrings renders SAN IP addresses; nil when there are none.
+func ipStrings(ips []net.IP) []string {
+	if len(ips) == 0 {
+		return nil
+	}
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
+}
+
+// keyInfo names the public key type and its size in bits: the modulus for
+// RSA, the curve for ECDSA, and 256 for Ed25519 keys.
+func keyInfo(pub any) (string, int) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if k.N == nil {
+			return "RSA", 0
+		}
+		return "RSA", k.N.BitLen()
+	case *ecdsa.PublicKey:
+		if k.Curve == nil {
+			return "ECDSA", 0
+		}
+		return "ECDSA", k.Curve.Params().BitSize
+	case ed25519.PublicKey:
+		return "Ed25519", 256
+	default:
+		return "unknown", 0
+	}
+}

@@ -1,0 +1,15 @@
+// Package e2e holds ctwatch's end-to-end tests: they build the ctwatch binary,
+// run it as a user would (a subprocess with a config file) against real CT
+// logs on 127.0.0.1, and judge it only by its external contract: the JSONL
+// hit lines, the exit codes, the output of `ctwatch check --json`.
+//
+// The tests sit behind the build tag e2e because they start real servers
+// (Trillian, CTFE and PostgreSQL through scripts/peers/rfc6962.sh) and take
+// tens of seconds, so `go test ./...` skips them. Run them with
+//
+//	go test -tags e2e ./e2e/
+//
+// Set CTWATCH_E2E_SKIP_RFC6962=1 to skip the test that needs the real RFC
+// 6962 log (for a machine without root or apt); every other failure to start
+// a peer fails the test.
+package e2e

@@ -1,0 +1,386 @@
+// Package config loads ctwatch's configuration: an optional YAML file,
+// CTWATCH_* environment variables and command-line flags, layered with
+// viper (flag over environment over file over default), then checked as a
+// whole so that every mistake is reported at once, each with where it was
+// made (FILE:LINE, the variable or the flag).
+//
+// Every scalar key has a flag (RegisterFlags) and a variable: CTWATCH_ and
+// the key's path in upper case joined by "_" (CTWATCH_DATA_DIR,
+// CTWATCH_MONITOR_BATCH_SIZE). rules.files from the environment is a
+// comma-separated list; logs and sinks from the environment (CTWATCH_LOGS,
+// CTWATCH_SINKS) are YAML or JSON lists that replace the file's.
+//
+// Paths (data_dir, log_list, rules.files, jsonl sinks) are kept as written:
+// relative ones are relative to the working directory, not to the file.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a complete, validated configuration. Load returns it only when
+// every value is valid, so users of it need not check again.
+type Config struct {
+	// File is the configuration file it was read from; "" when none.
+	File string
+
+	// DataDir holds ctwatch's state (the embedded NATS store, caches).
+	DataDir string
+	// LogLevel is the least severe level logged.
+	LogLevel slog.Level
+	// LogFormat is "text" or "json".
+	LogFormat string
+
+	// LogList is where the CT log list comes from: a file path or an
+	// http(s) URL; "" when no list is followed (only Logs).
+	LogList string
+	// LogListRefresh is how often a LogList URL is fetched again; always
+	// positive.
+	LogListRefresh time.Duration
+	// Logs are followed in addition to the list's, in file order.
+	Logs []Log
+
+	Monitor Monitor
+	NATS    NATS
+	Rules   Rules
+	// Sinks receive alerts, in file order; names are unique. Empty only
+	// when the configuration says so explicitly ("sinks: []").
+	Sinks []Sink
+}
+
+// Log kinds, as written in the file's logs[].kind.
+const (
+	KindRFC6962 = "rfc6962"
+	KindStatic  = "static"
+)
+
+// Log is a log named in the configuration rather than in the log list,
+// e.g. a private log or a local test log.
+type Log struct {
+	// Name is unique among the configured logs.
+	Name string
+	// Kind is KindRFC6962 (the default) or KindStatic.
+	Kind string
+	// URL is the log's base URL without a trailing slash: for RFC 6962 the
+	// part before "/ct/v1/", for a static log its submission prefix.
+	URL string
+	// Key is the log's public key as DER SubjectPublicKeyInfo; it parses
+	// with x509.ParsePKIXPublicKey.
+	Key []byte
+	// Start is the first index to process when the log has no checkpoint;
+	// nil means "end": the tree size at the first verified tree head.
+	Start *uint64
+	// MonitoringURL is a static log's monitoring prefix, without a trailing
+	// slash; URL when not set. Always "" for RFC 6962 logs.
+	MonitoringURL string
+	// Origin is a static log's checkpoint origin; by default URL without
+	// its scheme. Always "" for RFC 6962 logs.
+	Origin string
+	// Concurrency, Rate and BatchSize override the Monitor section's value
+	// for this log when not zero.
+	Concurrency int
+	Rate        float64
+	BatchSize   int
+}
+
+// Monitor tunes how logs are followed. All values are positive except
+// Rate, which may be 0 for no limit.
+type Monitor struct {
+	// PollInterval is how often a log is asked for a new tree head.
+	PollInterval time.Duration
+	// BatchSize is how many entries one get-entries request asks for.
+	BatchSize int
+	// Concurrency is how many downloads run in parallel per log.
+	Concurrency int
+	// Rate is the request limit per second per log; 0 means unlimited.
+	Rate float64
+	// Timeout bounds one request.
+	Timeout time.Duration
+	// MaxResponseBytes is the largest response body accepted from a log.
+	MaxResponseBytes int64
+	// VerifyEvery is how many entries may be processed between commits
+	// that are verified against a signed tree head.
+	VerifyEvery uint64
+}
+
+// NATS says where hits go.
+type NATS struct {
+	// URL is the NATS server URL, or several separated by commas; ""
+	// means an embedded server storing under DataDir.
+	URL string
+	// StreamMaxAge is how long the hit stream keeps messages; 0 = forever.
+	StreamMaxAge time.Duration
+	// DedupeWindow is how long a hit's Msg-Id is remembered to drop
+	// duplicates; positive and not above StreamMaxAge when that is set.
+	DedupeWindow time.Duration
+}
+
+// Rules says where the rule files are.
+type Rules struct {
+	// Files are glob patterns (filepath.Match syntax, checked); empty means
+	// only the built-in rules.
+	Files []string
+}
+
+// Sink types, as written in the file's sinks[].type.
+const (
+	SinkStdout  = "stdout"
+	SinkJSONL   = "jsonl"
+	SinkWebhook = "webhook"
+)
+
+// Sink is one destination of alerts.
+type Sink struct {
+	// Name is unique and made of letters, digits, "-" and "_", so that it
+	// can name a durable NATS consumer.
+	Name string
+	// Type is SinkStdout, SinkJSONL or SinkWebhook.
+	Type string
+	// Path is the file a jsonl sink appends to; "" for other types.
+	Path string
+	// URL is where a webhook sink posts; "" for other types.
+	URL string
+	// Events says whether the sink also receives events about the logs
+	// themselves (unreachable, inconsistent, …) besides hits; true unless
+	// the file says "events: false".
+	Events bool
+}
+
+// origin is where the effective value of a key came from.
+type origin int
+
+const (
+	fromDefault origin = iota
+	fromFile
+	fromEnv
+	fromFlag
+)
+
+// loader holds the state of one Load call.
+type loader struct {
+	v         *viper.Viper
+	file      string
+	lines     map[string]int  // file paths → line of the value
+	flagged   map[string]bool // file paths already reported as malformed
+	flags     *pflag.FlagSet
+	flagNames map[string]string // key → bound flag
+	defaults  map[string]any
+	problems  []Problem
+}
+
+// Load reads the configuration from the YAML file at path ("" for none),
+// the environment and flags (nil for none; parsed already, usually with
+// flags from RegisterFlags) and validates it.
+//
+// When the configuration is invalid it returns a nil Config and an *Error
+// listing every problem. A file that cannot be read gives an error wrapping
+// the os error instead. Load only reads its inputs; calls are independent.
+func Load(path string, flags *pflag.FlagSet) (*Config, error) {
+	l := &loader{
+		v:         viper.New(),
+		file:      path,
+		lines:     map[string]int{},
+		flagged:   map[string]bool{},
+		flags:     flags,
+		flagNames: map[string]string{},
+		defaults:  map[string]any{},
+	}
+	for _, s := range settings() {
+		l.v.SetDefault(s.key, s.def)
+		l.defaults[s.key] = s.def
+	}
+	l.defaults["logs"] = []any{}
+	l.defaults["sinks"] = []any{map[string]any{"name": "stdout", "type": SinkStdout}}
+	l.v.SetDefault("logs", l.defaults["logs"])
+	l.v.SetDefault("sinks", l.defaults["sinks"])
+
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if !l.readFile(data) {
+			return nil, l.err()
+		}
+	}
+
+	l.v.SetEnvPrefix(envPrefix)
+	l.v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	l.v.AllowEmptyEnv(true) // CTWATCH_LOG_LIST= means "no list", not "unset"
+	l.v.AutomaticEnv()
+	l.checkEnvNames()
+
+	if flags != nil {
+		for _, s := range settings() {
+			if f := flags.Lookup(s.flag); f != nil {
+				if err := l.v.BindPFlag(s.key, f); err != nil {
+					return nil, fmt.Errorf("bind flag --%s: %w", s.flag, err)
+				}
+				l.flagNames[s.key] = s.flag
+			}
+		}
+	}
+
+	cfg := l.decode()
+	if len(l.problems) > 0 {
+		return nil, l.err()
+	}
+	return cfg, nil
+}
+
+func (l *loader) err() *Error {
+	sortProblems(l.problems)
+	return &Error{Problems: l.problems}
+}
+
+// readFile checks the file's structure and hands its values to viper. It
+// returns false when nothing more can be learnt from the file (it is not
+// YAML, or too large to check).
+//
+// The file is decoded here rather than by viper so that one mistake (a
+// duplicate key, a list where a mapping belongs) does not hide the values
+// around it: yaml.v3 decodes what it can and lists the rest, which the
+// checker has reported with lines already.
+func (l *loader) readFile(data []byte) bool {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line, msg := syntaxProblem(err)
+		l.add(Problem{Source: l.file, Line: line, Message: msg})
+		return false
+	}
+	before := len(l.problems)
+	c := newChecker(func(line int, msg string) {
+		l.add(Problem{Source: l.file, Line: line, Message: msg})
+	})
+	c.document(&doc, fileSpec())
+	if c.exhausted() {
+		return false
+	}
+	l.lines, l.flagged = c.lines, c.flagged
+	if c.flagged[""] || doc.Kind == 0 || len(doc.Content) == 0 {
+		return true // nothing to take from the file
+	}
+	values := map[string]any{}
+	var typeErr *yaml.TypeError
+	if err := doc.Content[0].Decode(&values); err != nil && !errors.As(err, &typeErr) {
+		l.add(Problem{Source: l.file, Message: "cannot read: " + err.Error()})
+		return false
+	} else if err != nil && len(l.problems) == before {
+		// The checker found nothing wrong, yet a value did not decode.
+		l.add(Problem{Source: l.file, Message: "cannot read: " + err.Error()})
+	}
+	if err := l.v.MergeConfigMap(values); err != nil {
+		l.add(Problem{Source: l.file, Message: "cannot read: " + err.Error()})
+	}
+	return true
+}
+
+func (l *loader) add(p Problem) {
+	p.Message = oneLine(p.Message)
+	l.problems = append(l.problems, p)
+}
+
+// checkEnvNames reports CTWATCH_* variables that set nothing, which are
+// almost always misspellings that would otherwise be silently ignored.
+func (l *loader) checkEnvNames() {
+	known := map[string]bool{EnvConfigFile: true, envName("logs"): true, envName("sinks"): true}
+	for _, s := range settings() {
+		known[envName(s.key)] = true
+	}
+	var unknown []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix+"_") && !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		msg := name + ": unknown variable"
+		best, bestDist := "", 3
+		for k := range known {
+			if d := editDistance(name, k); d < bestDist || (d == bestDist && k < best) {
+				best, bestDist = k, d
+			}
+		}
+		if best != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", best)
+		}
+		l.add(Problem{Source: SourceEnvironment, Message: msg})
+	}
+}
+
+// origin says which layer the effective value of key comes from, with
+// viper's precedence.
+func (l *loader) origin(key string) origin {
+	if name, ok := l.flagNames[key]; ok && l.flags.Changed(name) {
+		return fromFlag
+	}
+	if _, ok := os.LookupEnv(envName(key)); ok {
+		return fromEnv
+	}
+	if _, ok := l.lines[key]; ok {
+		return fromFile
+	}
+	return fromDefault
+}
+
+// problem reports a bad value of key. path is the part of it at fault
+// (key itself, or e.g. "sinks[1].url" inside the list key "sinks"); it
+// picks the file line.
+func (l *loader) problem(key, path, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	withPath := msg
+	if path != key {
+		withPath = path + ": " + msg
+	}
+	switch l.origin(key) {
+	case fromFlag:
+		l.add(Problem{Source: SourceFlag, Message: "--" + l.flagNames[key] + ": " + withPath})
+	case fromEnv:
+		l.add(Problem{Source: SourceEnvironment, Message: envName(key) + ": " + withPath})
+	case fromFile:
+		l.add(Problem{Source: l.file, Line: l.lineOf(path), Message: path + ": " + msg})
+	default:
+		// Defaults are valid (tested); this would be a bug in ctwatch.
+		l.add(Problem{Source: "default", Message: path + ": " + msg})
+	}
+}
+
+// lineOf finds the line of path, or of its nearest ancestor that has one.
+func (l *loader) lineOf(path string) int {
+	for path != "" {
+		if n, ok := l.lines[path]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+// get returns the effective value of key, the default when it is unset or
+// null, and false when the file's value was already reported as malformed.
+func (l *loader) get(key string) (any, bool) {
+	if l.flagged[key] && l.origin(key) == fromFile {
+		return nil, false
+	}
+	v := l.v.Get(key)
+	if v == nil {
+		v = l.defaults[key]
+	}
+	return v, true
+}

@@ -1,0 +1,207 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ctwatch/ctwatch/internal/config"
+	"github.com/ctwatch/ctwatch/monitor"
+)
+
+// LoadLogs returns the logs to follow: those of the configured log list
+// (when any) plus the explicit `logs:` entries. An explicit entry with the
+// same key as a listed log replaces it, so a user can tune one log.
+func LoadLogs(ctx context.Context, cfg *config.Config, logger *slog.Logger) ([]monitor.Log, error) {
+	var listed []monitor.Log
+	if src := listSource(cfg, logger); src != nil {
+		l, err := src.Load(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("log list %s: %w", cfg.LogList, err)
+		}
+		listed = l
+	}
+	return mergeLogs(listed, explicitLogs(cfg)), nil
+}
+
+func explicitLogs(cfg *config.Config) []monitor.Log {
+	out := make([]monitor.Log, 0, len(cfg.Logs))
+	for _, lc := range cfg.Logs {
+		l := monitor.Log{
+			Name:  lc.Name,
+			Kind:  monitor.Kind(lc.Kind),
+			URL:   strings.TrimRight(lc.URL, "/"),
+			Key:   lc.Key,
+			ID:    sha256.Sum256(lc.Key),
+			Start: lc.Start,
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func mergeLogs(listed, explicit []monitor.Log) []monitor.Log {
+	byID := map[string]int{}
+	var out []monitor.Log
+	for _, l := range append(listed, explicit...) {
+		k := hex.EncodeToString(l.ID[:])
+		if i, ok := byID[k]; ok {
+			out[i] = l
+			continue
+		}
+		byID[k] = len(out)
+		out = append(out, l)
+	}
+	return out
+}
+
+func perLogConfig(cfg *config.Config) map[string]config.Log {
+	m := make(map[string]config.Log, len(cfg.Logs))
+	for _, l := range cfg.Logs {
+		m[l.Name] = l
+	}
+	return m
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// fetchOptions maps the monitor section of the configuration.
+func fetchOptions(m config.Monitor) monitor.FetchOptions {
+	o := monitor.DefaultFetchOptions()
+	o.PollInterval = m.PollInterval
+	o.BatchSize = m.BatchSize
+	o.Concurrency = m.Concurrency
+	o.Rate = m.Rate
+	o.Timeout = m.Timeout
+	o.MaxResponseBytes = m.MaxResponseBytes
+	o.VerifyEvery = m.VerifyEvery
+	return o
+}
+
+// runningTailer is one tailer goroutine and how to stop it.
+type runningTailer struct {
+	log  monitor.Log
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// supervisor keeps one tailer running per followed log and starts or stops
+// tailers when the log list changes.
+type supervisor struct {
+	ctx         context.Context
+	logger      *slog.Logger
+	fetch       monitor.FetchOptions
+	perLog      map[string]config.Log
+	matcher     monitor.Matcher
+	publisher   monitor.Publisher
+	checkpoints monitor.CheckpointStore
+	client      *http.Client
+	errc        chan<- error
+
+	mu      sync.Mutex
+	running map[string]*runningTailer
+	wg      sync.WaitGroup
+}
+
+// apply makes the running set of tailers equal to logs.
+func (s *supervisor) apply(logs []monitor.Log) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := map[string]monitor.Log{}
+	for _, l := range logs {
+		want[hex.EncodeToString(l.ID[:])] = l
+	}
+	for id, rt := range s.running {
+		if _, ok := want[id]; !ok {
+			s.logger.Info("log left the list; stopping its tailer", "log", rt.log.Name)
+			rt.stop()
+			<-rt.done
+			delete(s.running, id)
+		}
+	}
+	for id, l := range want {
+		if _, ok := s.running[id]; ok {
+			continue
+		}
+		if err := s.start(id, l); err != nil {
+			s.logger.Error("cannot follow log", "log", l.Name, "err", err)
+		}
+	}
+}
+
+func (s *supervisor) start(id string, l monitor.Log) error {
+	if l.Kind != monitor.KindRFC6962 {
+		s.logger.Warn("log kind not supported yet; skipping", "log", l.Name, "kind", l.Kind)
+		return nil
+	}
+	opts := s.fetch
+	if lc, ok := s.perLog[l.Name]; ok {
+		if lc.Concurrency > 0 {
+			opts.Concurrency = lc.Concurrency
+		}
+		if lc.Rate > 0 {
+			opts.Rate = lc.Rate
+		}
+		if lc.BatchSize > 0 {
+			opts.BatchSize = lc.BatchSize
+		}
+	}
+	log := l
+	t, err := monitor.NewRFC6962Tailer(&log, monitor.TailerConfig{
+		Fetch:       opts,
+		Matcher:     s.matcher,
+		Publisher:   s.publisher,
+		Checkpoints: s.checkpoints,
+		HTTPClient:  s.client,
+		Logger:      s.logger,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	rt := &runningTailer{log: l, stop: cancel, done: make(chan struct{})}
+	s.running[id] = rt
+	s.wg.Go(func() {
+		defer close(rt.done)
+		if err := t.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			select {
+			case s.errc <- err:
+			default:
+			}
+		}
+	})
+	return nil
+}
+
+// refresh re-reads the log list every period and applies it.
+func (s *supervisor) refresh(src *monitor.LogListSource, cfg *config.Config, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		listed, err := src.Load(s.ctx)
+		if err != nil {
+			s.logger.Warn("log list refresh failed; keeping the current logs", "err", err)
+			continue
+		}
+		s.apply(mergeLogs(listed, explicitLogs(cfg)))
+	}
+}
+
+// wait blocks until every tailer has returned.
+func (s *supervisor) wait() {
+	s.wg.Wait()
+}

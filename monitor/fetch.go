@@ -1,0 +1,263 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// FetchOptions says how hard a tailer may pull on one log. Logs are run by
+// other people on shared infrastructure; these limits keep ctwatch a polite
+// client while letting a backfill use what the log allows.
+type FetchOptions struct {
+	// PollInterval is how often to ask for a new tree head once caught up.
+	PollInterval time.Duration
+	// BatchSize is how many entries one get-entries request asks for. Logs
+	// may return fewer; the tailer asks again for the rest.
+	BatchSize int
+	// Concurrency is how many downloads run at once for this log.
+	Concurrency int
+	// Rate caps requests per second to this log; 0 means no cap.
+	Rate float64
+	// Timeout bounds one request, body included.
+	Timeout time.Duration
+	// MaxResponseBytes caps one response body; a larger body is an error,
+	// so a hostile log cannot exhaust memory.
+	MaxResponseBytes int64
+	// VerifyEvery is how many entries may be downloaded between two verified
+	// commits. Hits wait in memory until the entries before them are proven
+	// to be in a signed tree, so this also bounds memory.
+	VerifyEvery uint64
+	// MinBackoff and MaxBackoff bound the exponential backoff between
+	// retries of a failed request.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+}
+
+// DefaultFetchOptions are the settings used where the configuration says
+// nothing.
+func DefaultFetchOptions() FetchOptions {
+	return FetchOptions{
+		PollInterval:     10 * time.Second,
+		BatchSize:        256,
+		Concurrency:      4,
+		Rate:             20,
+		Timeout:          30 * time.Second,
+		MaxResponseBytes: 16 << 20,
+		VerifyEvery:      8192,
+		MinBackoff:       500 * time.Millisecond,
+		MaxBackoff:       2 * time.Minute,
+	}
+}
+
+// withDefaults fills zero fields from DefaultFetchOptions.
+func (o FetchOptions) withDefaults() FetchOptions {
+	d := DefaultFetchOptions()
+	if o.PollInterval <= 0 {
+		o.PollInterval = d.PollInterval
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = d.BatchSize
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = d.Concurrency
+	}
+	if o.Rate < 0 {
+		o.Rate = 0
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = d.Timeout
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = d.MaxResponseBytes
+	}
+	if o.VerifyEvery == 0 {
+		o.VerifyEvery = d.VerifyEvery
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = d.MinBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(d.MaxBackoff, o.MinBackoff)
+	}
+	return o
+}
+
+// httpError is a response with a status other than 200.
+type httpError struct {
+	Status     int
+	RetryAfter time.Duration
+	Body       string
+}
+
+func (e *httpError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("http status %d (retry after %s): %s", e.Status, e.RetryAfter, e.Body)
+	}
+	return fmt.Sprintf("http status %d: %s", e.Status, e.Body)
+}
+
+// errTooLarge marks a response over FetchOptions.MaxResponseBytes.
+var errTooLarge = errors.New("response body exceeds the configured cap")
+
+// fetcher makes rate-limited, size-capped JSON GET requests to one log and
+// retries them with backoff. It is safe for concurrent use.
+type fetcher struct {
+	base    string
+	client  *http.Client
+	limiter *rate.Limiter
+	opts    FetchOptions
+	// failures counts consecutive failed requests; it drives the
+	// log-unreachable event.
+	failures atomic.Int64
+	// onFailure, if set, is told about every failed attempt with the
+	// running count of consecutive failures.
+	onFailure func(ctx context.Context, consecutive int64, err error)
+}
+
+func newFetcher(base string, client *http.Client, opts FetchOptions) *fetcher {
+	lim := rate.NewLimiter(rate.Inf, 1)
+	if opts.Rate > 0 {
+		lim = rate.NewLimiter(rate.Limit(opts.Rate), max(1, opts.Concurrency))
+	}
+	if client == nil {
+		client = &http.Client{}
+	}
+	return &fetcher{base: strings.TrimRight(base, "/"), client: client, limiter: lim, opts: opts}
+}
+
+// get fetches base+path?params into out, retrying transient failures until
+// ctx ends. A 4xx other than 408/429 is not retried: the request itself is
+// wrong and repeating it will not help.
+func (f *fetcher) get(ctx context.Context, path string, params url.Values, out any) error {
+	for attempt := 0; ; attempt++ {
+		err := f.getOnce(ctx, path, params, out)
+		if err == nil {
+			f.failures.Store(0)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		n := f.failures.Add(1)
+		if f.onFailure != nil {
+			f.onFailure(ctx, n, err)
+		}
+		var he *httpError
+		if errors.As(err, &he) && he.Status >= 400 && he.Status < 500 && he.Status != http.StatusTooManyRequests && he.Status != http.StatusRequestTimeout {
+			return err
+		}
+		delay := backoff(attempt, f.opts.MinBackoff, f.opts.MaxBackoff)
+		if errors.As(err, &he) && he.RetryAfter > 0 {
+			// The log told us when to come back; coming back earlier only
+			// earns another 429.
+			delay = he.RetryAfter
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
+	}
+}
+
+func (f *fetcher) getOnce(ctx context.Context, path string, params url.Values, out any) error {
+	if err := f.limiter.Wait(ctx); err != nil {
+		return fmt.Errorf("rate limit wait: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
+	defer cancel()
+	u := f.base + path
+	if len(params) > 0 {
+		u += "?" + params.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", path, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.opts.MaxResponseBytes+1))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(body)) > f.opts.MaxResponseBytes {
+		return fmt.Errorf("get %s: %w (%d bytes)", path, errTooLarge, f.opts.MaxResponseBytes)
+	}
+	if resp.StatusCode != http.StatusOK {
+		snippet := string(body)
+		if len(snippet) > 200 {
+			snippet = snippet[:200]
+		}
+		return fmt.Errorf("get %s: %w", path, &httpError{
+			Status:     resp.StatusCode,
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			Body:       strings.TrimSpace(snippet),
+		})
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("decode %s response: %w", path, err)
+	}
+	return nil
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+// It returns 0 when the header is absent or unreadable. The delay is capped
+// at an hour so a hostile log cannot park a tailer forever.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		d = time.Duration(min(secs, 3600)) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), time.Hour)
+}
+
+// backoff returns the delay before retry number attempt: exponential from
+// lo, capped at hi, with full jitter on the upper half so that many tailers
+// failing together do not retry together.
+func backoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 0; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

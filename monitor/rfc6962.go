@@ -1,0 +1,583 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ct "github.com/google/certificate-transparency-go"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/ctwatch/ctwatch/cert"
+	"github.com/ctwatch/ctwatch/event"
+)
+
+// unreachableAfter is how many consecutive failed requests make a log
+// "unreachable" for the purpose of raising an event.
+const unreachableAfter = 5
+
+// TailerConfig holds what a tailer needs besides the log itself.
+type TailerConfig struct {
+	Fetch       FetchOptions
+	Matcher     Matcher
+	Publisher   Publisher
+	Checkpoints CheckpointStore
+	// HTTPClient is used for all requests; nil means a default client.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+// Stats are running counts for one tailer, for status output and tests.
+type Stats struct {
+	TreeSize  uint64
+	NextIndex uint64
+	Processed uint64
+	Malformed uint64
+	Hits      uint64
+}
+
+// RFC6962Tailer follows one RFC 6962 log. It trusts nothing the log says:
+// every tree head's signature is checked, every new tree head is proven
+// consistent with the last verified one, and every downloaded entry is
+// proven to be in a signed tree before its hits are published and the
+// position advances.
+type RFC6962Tailer struct {
+	log      *Log
+	cfg      TailerConfig
+	fetch    *fetcher
+	verifier *ct.SignatureVerifier
+	ranges   *compact.RangeFactory
+	logger   *slog.Logger
+	key      string // checkpoint key: hex log ID
+
+	unreachableRaised atomic.Bool
+	treeSize          atomic.Uint64
+	nextIndex         atomic.Uint64
+	processed         atomic.Uint64
+	malformed         atomic.Uint64
+	hits              atomic.Uint64
+}
+
+// newRangeFactory returns the factory for compact ranges of RFC 6962 trees.
+func newRangeFactory() *compact.RangeFactory {
+	return &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+}
+
+// NewRFC6962Tailer checks the log's key and returns a tailer ready to Run.
+func NewRFC6962Tailer(l *Log, cfg TailerConfig) (*RFC6962Tailer, error) {
+	if cfg.Matcher == nil || cfg.Publisher == nil || cfg.Checkpoints == nil {
+		return nil, errors.New("rfc6962 tailer: matcher, publisher and checkpoint store are required")
+	}
+	pub, err := x509.ParsePKIXPublicKey(l.Key)
+	if err != nil {
+		return nil, fmt.Errorf("log %s: parse key: %w", l.Name, err)
+	}
+	v, err := ct.NewSignatureVerifier(pub)
+	if err != nil {
+		return nil, fmt.Errorf("log %s: %w", l.Name, err)
+	}
+	if l.ID == (cert.Hash{}) {
+		l.ID = sha256.Sum256(l.Key)
+	}
+	cfg.Fetch = cfg.Fetch.withDefaults()
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	t := &RFC6962Tailer{
+		log:      l,
+		cfg:      cfg,
+		fetch:    newFetcher(l.URL, cfg.HTTPClient, cfg.Fetch),
+		verifier: v,
+		ranges:   newRangeFactory(),
+		logger:   logger.With("log", l.Name),
+		key:      hex.EncodeToString(l.ID[:]),
+	}
+	t.fetch.onFailure = t.requestFailed
+	return t, nil
+}
+
+// Stats returns the tailer's running counts. It is safe for concurrent use.
+func (t *RFC6962Tailer) Stats() Stats {
+	return Stats{
+		TreeSize:  t.treeSize.Load(),
+		NextIndex: t.nextIndex.Load(),
+		Processed: t.processed.Load(),
+		Malformed: t.malformed.Load(),
+		Hits:      t.hits.Load(),
+	}
+}
+
+// Run follows the log until ctx ends, then returns ctx's error. Failures of
+// the log (unreachable, misbehaving) are reported as events and retried;
+// Run returns early only when the checkpoint store or publisher fails, since
+// continuing then could lose hits.
+func (t *RFC6962Tailer) Run(ctx context.Context) error {
+	cp, err := t.cfg.Checkpoints.Load(ctx, t.key)
+	if err != nil {
+		return fmt.Errorf("log %s: load checkpoint: %w", t.log.Name, err)
+	}
+	if cp != nil {
+		t.treeSize.Store(cp.TreeSize)
+		t.nextIndex.Store(cp.NextIndex)
+		t.logger.Info("resuming", "next_index", cp.NextIndex, "tree_size", cp.TreeSize)
+	}
+	for {
+		next, err := t.step(ctx, cp)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var fatal *fatalError
+			if errors.As(err, &fatal) {
+				return fmt.Errorf("log %s: %w", t.log.Name, fatal.err)
+			}
+			t.logger.Warn("tailing step failed", "err", err)
+		}
+		if next != nil {
+			cp = next
+		}
+		if t.fetch.failures.Load() == 0 {
+			// The log answers again: a later outage deserves a new event.
+			t.unreachableRaised.Store(false)
+		}
+		caughtUp := cp != nil && cp.NextIndex >= cp.TreeSize
+		if caughtUp || err != nil {
+			if err := sleep(ctx, t.cfg.Fetch.PollInterval); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// fatalError marks failures of our own storage, after which the tailer
+// must stop rather than risk advancing past unpublished hits.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// sth is a tree head whose signature has been verified.
+type sth struct {
+	ct.SignedTreeHead
+	raw ct.GetSTHResponse
+}
+
+// step does one round: fetch and verify a tree head, prove it consistent
+// with the checkpoint, and download up to it. It returns the newest
+// checkpoint saved, if any.
+func (t *RFC6962Tailer) step(ctx context.Context, cp *Checkpoint) (*Checkpoint, error) {
+	head, err := t.getSTH(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.treeSize.Store(max(t.treeSize.Load(), head.TreeSize))
+	if cp == nil {
+		cp, err = t.initialise(ctx, head)
+		if err != nil || cp == nil {
+			return nil, err
+		}
+		if err := t.save(ctx, cp); err != nil {
+			return nil, err
+		}
+	} else {
+		ok, err := t.advanceHead(ctx, cp, head)
+		if err != nil || !ok {
+			return nil, err
+		}
+		if head.TreeSize > cp.TreeSize {
+			cp = withHead(cp, head)
+			if err := t.save(ctx, cp); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cp.NextIndex >= cp.TreeSize {
+		return cp, nil
+	}
+	return t.download(ctx, cp)
+}
+
+// cloneHashes deep-copies a compact range's hashes: the range keeps
+// mutating its own slice as leaves are appended, and a saved checkpoint must
+// not change after it was saved.
+func cloneHashes(hs [][]byte) [][]byte {
+	out := make([][]byte, len(hs))
+	for i, h := range hs {
+		out[i] = bytes.Clone(h)
+	}
+	return out
+}
+
+func withHead(cp *Checkpoint, head *sth) *Checkpoint {
+	n := *cp
+	n.TreeSize = head.TreeSize
+	n.Timestamp = head.Timestamp
+	n.RootHash = head.SHA256RootHash[:]
+	n.Signature = head.raw.TreeHeadSignature
+	return &n
+}
+
+// getSTH fetches the current tree head and verifies its signature. A bad
+// signature is an event, not a reason to stop: the log may serve a good one
+// next time.
+func (t *RFC6962Tailer) getSTH(ctx context.Context) (*sth, error) {
+	var resp ct.GetSTHResponse
+	if err := t.fetch.get(ctx, "/ct/v1/get-sth", nil, &resp); err != nil {
+		return nil, fmt.Errorf("get-sth: %w", err)
+	}
+	head, err := resp.ToSignedTreeHead()
+	if err != nil {
+		t.raise(ctx, event.BadSignature, "sth:"+strconv.FormatUint(resp.TreeSize, 10)+":"+hex.EncodeToString(resp.TreeHeadSignature),
+			fmt.Sprintf("tree head of size %d is malformed: %v", resp.TreeSize, err))
+		return nil, fmt.Errorf("get-sth: malformed tree head: %w", err)
+	}
+	if err := t.verifier.VerifySTHSignature(*head); err != nil {
+		t.raise(ctx, event.BadSignature, "sth:"+strconv.FormatUint(resp.TreeSize, 10)+":"+hex.EncodeToString(resp.TreeHeadSignature),
+			fmt.Sprintf("tree head of size %d (timestamp %d, root %x) has a bad signature: %v", head.TreeSize, head.Timestamp, head.SHA256RootHash[:], err))
+		return nil, fmt.Errorf("get-sth: bad signature: %w", err)
+	}
+	return &sth{SignedTreeHead: *head, raw: resp}, nil
+}
+
+// initialise builds the first checkpoint at the configured start index. To
+// verify entries from there on without downloading the whole log, it needs
+// the compact range [0, start): the audit path of leaf start-1 in the tree
+// of size start is exactly that range, so one get-entry-and-proof gives it,
+// and a consistency proof ties it to the signed head.
+func (t *RFC6962Tailer) initialise(ctx context.Context, head *sth) (*Checkpoint, error) {
+	start := head.TreeSize
+	if t.log.Start != nil {
+		start = *t.log.Start
+	}
+	if start > head.TreeSize {
+		t.logger.Info("waiting for the log to reach the start index", "start", start, "tree_size", head.TreeSize)
+		return nil, nil
+	}
+	rng := t.ranges.NewEmptyRange(0)
+	if start > 0 {
+		var resp ct.GetEntryAndProofResponse
+		params := url.Values{"leaf_index": {strconv.FormatUint(start-1, 10)}, "tree_size": {strconv.FormatUint(start, 10)}}
+		if err := t.fetch.get(ctx, "/ct/v1/get-entry-and-proof", params, &resp); err != nil {
+			return nil, fmt.Errorf("get-entry-and-proof at start %d: %w", start, err)
+		}
+		hashes := make([][]byte, len(resp.AuditPath))
+		for i, h := range resp.AuditPath {
+			hashes[len(hashes)-1-i] = h
+		}
+		r, err := t.ranges.NewRange(0, start-1, hashes)
+		if err != nil {
+			return nil, fmt.Errorf("audit path for leaf %d does not form a compact range: %w", start-1, err)
+		}
+		if err := r.Append(rfc6962.DefaultHasher.HashLeaf(resp.LeafInput), nil); err != nil {
+			return nil, fmt.Errorf("append leaf %d: %w", start-1, err)
+		}
+		rng = r
+	}
+	if err := t.verifyRange(ctx, rng, head); err != nil {
+		return nil, err
+	}
+	t.logger.Info("starting", "start", start, "tree_size", head.TreeSize)
+	return &Checkpoint{
+		TreeSize:  head.TreeSize,
+		Timestamp: head.Timestamp,
+		RootHash:  head.SHA256RootHash[:],
+		Signature: head.raw.TreeHeadSignature,
+		NextIndex: start,
+		Range:     cloneHashes(rng.Hashes()),
+	}, nil
+}
+
+// advanceHead decides whether head may replace (or repeat) the checkpoint's tree head:
+// it must not be smaller, and it must be provably consistent. Misbehaviour
+// is raised as an event and reported as (false, nil): nothing to retry
+// sooner than the next poll.
+func (t *RFC6962Tailer) advanceHead(ctx context.Context, cp *Checkpoint, head *sth) (bool, error) {
+	switch {
+	case head.TreeSize < cp.TreeSize:
+		t.raise(ctx, event.ShrinkingTree, fmt.Sprintf("shrink:%d:%d", cp.TreeSize, head.TreeSize),
+			fmt.Sprintf("tree head of size %d is smaller than the verified size %d", head.TreeSize, cp.TreeSize))
+		return false, nil
+	case head.TreeSize == cp.TreeSize:
+		if !bytes.Equal(head.SHA256RootHash[:], cp.RootHash) {
+			t.raise(ctx, event.InconsistentTree, fmt.Sprintf("fork:%d:%x", head.TreeSize, head.SHA256RootHash[:]),
+				fmt.Sprintf("two signed tree heads of size %d with different roots: %x and %x", head.TreeSize, cp.RootHash, head.SHA256RootHash[:]))
+			return false, nil
+		}
+		// The same tree head again: nothing new, but entries of it may
+		// still be waiting to be downloaded.
+		return true, nil
+	case cp.TreeSize == 0:
+		return true, nil
+	}
+	var resp ct.GetSTHConsistencyResponse
+	params := url.Values{"first": {strconv.FormatUint(cp.TreeSize, 10)}, "second": {strconv.FormatUint(head.TreeSize, 10)}}
+	if err := t.fetch.get(ctx, "/ct/v1/get-sth-consistency", params, &resp); err != nil {
+		return false, fmt.Errorf("get-sth-consistency %d→%d: %w", cp.TreeSize, head.TreeSize, err)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, cp.TreeSize, head.TreeSize, resp.Consistency, cp.RootHash, head.SHA256RootHash[:]); err != nil {
+		t.raise(ctx, event.InconsistentTree, fmt.Sprintf("fork:%d:%x:%d:%x", cp.TreeSize, cp.RootHash, head.TreeSize, head.SHA256RootHash[:]),
+			fmt.Sprintf("tree head of size %d (root %x) is not consistent with verified size %d (root %x): %v", head.TreeSize, head.SHA256RootHash[:], cp.TreeSize, cp.RootHash, err))
+		return false, nil
+	}
+	return true, nil
+}
+
+// verifyRange proves that the compact range [0, n) hashes to a tree that the
+// signed head contains: equal roots when n is the head's size, otherwise a
+// consistency proof from n to the head.
+func (t *RFC6962Tailer) verifyRange(ctx context.Context, rng *compact.Range, head *sth) error {
+	n := rng.End()
+	root, err := rng.GetRootHash(nil)
+	if err != nil {
+		return fmt.Errorf("root of [0, %d): %w", n, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if n == head.TreeSize {
+		if !bytes.Equal(root, head.SHA256RootHash[:]) {
+			t.raise(ctx, event.InconsistentTree, fmt.Sprintf("entries:%d:%x", n, head.SHA256RootHash[:]),
+				fmt.Sprintf("entries [0, %d) hash to %x, but the signed root of size %d is %x", n, root, n, head.SHA256RootHash[:]))
+			return fmt.Errorf("entries do not hash to the signed root of size %d", n)
+		}
+		return nil
+	}
+	var resp ct.GetSTHConsistencyResponse
+	params := url.Values{"first": {strconv.FormatUint(n, 10)}, "second": {strconv.FormatUint(head.TreeSize, 10)}}
+	if err := t.fetch.get(ctx, "/ct/v1/get-sth-consistency", params, &resp); err != nil {
+		return fmt.Errorf("get-sth-consistency %d→%d: %w", n, head.TreeSize, err)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, n, head.TreeSize, resp.Consistency, root, head.SHA256RootHash[:]); err != nil {
+		t.raise(ctx, event.InconsistentTree, fmt.Sprintf("entries:%d:%x:%d:%x", n, root, head.TreeSize, head.SHA256RootHash[:]),
+			fmt.Sprintf("entries [0, %d) hash to %x, which is not in the signed tree of size %d (root %x): %v", n, root, head.TreeSize, head.SHA256RootHash[:], err))
+		return fmt.Errorf("entries [0, %d) are not in the signed tree of size %d: %w", n, head.TreeSize, err)
+	}
+	return nil
+}
+
+// batch is one get-entries range handed to a download worker. Results come
+// back on done so that the committer can consume batches in index order
+// whatever order the workers finish in.
+type batch struct {
+	start, end uint64
+	done       chan batchResult
+}
+
+type batchResult struct {
+	leafHashes [][]byte
+	hits       []event.Hit
+	malformed  []event.LogEvent
+	err        error
+}
+
+// download fetches [cp.NextIndex, cp.TreeSize) with parallel workers and
+// commits in order: every VerifyEvery entries (and at the end) it proves the
+// entries are in the signed tree, publishes their hits, and only then saves
+// the checkpoint.
+func (t *RFC6962Tailer) download(ctx context.Context, cp *Checkpoint) (*Checkpoint, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	// Stop the producer and workers before returning, whatever the reason.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+
+	rng, err := t.ranges.NewRange(0, cp.NextIndex, cloneHashes(cp.Range))
+	if err != nil {
+		return nil, &fatalError{fmt.Errorf("stored compact range is invalid: %w", err)}
+	}
+	head := &sth{raw: ct.GetSTHResponse{TreeHeadSignature: cp.Signature}}
+	head.TreeSize, head.Timestamp = cp.TreeSize, cp.Timestamp
+	copy(head.SHA256RootHash[:], cp.RootHash)
+
+	opts := t.cfg.Fetch
+	work := make(chan *batch)
+	// ordered holds batches in index order; its capacity bounds how many
+	// downloaded-but-uncommitted batches sit in memory.
+	ordered := make(chan *batch, opts.Concurrency*2)
+	for range opts.Concurrency {
+		wg.Go(func() {
+			for b := range work {
+				b.done <- t.fetchBatch(ctx, b.start, b.end)
+			}
+		})
+	}
+	wg.Go(func() {
+		defer close(ordered)
+		defer close(work)
+		for s := cp.NextIndex; s < cp.TreeSize; {
+			e := min(s+uint64(opts.BatchSize), cp.TreeSize)
+			b := &batch{start: s, end: e, done: make(chan batchResult, 1)}
+			select {
+			case ordered <- b:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case work <- b:
+			case <-ctx.Done():
+				return
+			}
+			s = e
+		}
+	})
+
+	var (
+		pendingHits   []event.Hit
+		pendingEvents []event.LogEvent
+		lastCommit    = cp.NextIndex
+		saved         = cp
+	)
+	for b := range ordered {
+		var res batchResult
+		select {
+		case res = <-b.done:
+		case <-ctx.Done():
+			return saved, ctx.Err()
+		}
+		if res.err != nil {
+			return saved, res.err
+		}
+		for _, h := range res.leafHashes {
+			if err := rng.Append(h, nil); err != nil {
+				return saved, &fatalError{fmt.Errorf("append leaf hash: %w", err)}
+			}
+		}
+		pendingHits = append(pendingHits, res.hits...)
+		pendingEvents = append(pendingEvents, res.malformed...)
+		if rng.End()-lastCommit < opts.VerifyEvery && rng.End() < cp.TreeSize {
+			continue
+		}
+		if err := t.verifyRange(ctx, rng, head); err != nil {
+			return saved, err
+		}
+		if err := t.commit(ctx, pendingHits, pendingEvents); err != nil {
+			return saved, err
+		}
+		next := *saved
+		next.NextIndex = rng.End()
+		next.Range = cloneHashes(rng.Hashes())
+		if err := t.save(ctx, &next); err != nil {
+			return saved, err
+		}
+		saved = &next
+		lastCommit = next.NextIndex
+		pendingHits, pendingEvents = pendingHits[:0], pendingEvents[:0]
+	}
+	return saved, ctx.Err()
+}
+
+// commit publishes verified hits and malformed-entry events durably. It is
+// the step that must finish before a checkpoint may move past them.
+func (t *RFC6962Tailer) commit(ctx context.Context, hits []event.Hit, events []event.LogEvent) error {
+	if len(hits) > 0 {
+		if err := t.cfg.Publisher.PublishHits(ctx, hits); err != nil {
+			return &fatalError{fmt.Errorf("publish %d hits: %w", len(hits), err)}
+		}
+		t.hits.Add(uint64(len(hits)))
+	}
+	for _, ev := range events {
+		if err := t.cfg.Publisher.PublishEvent(ctx, ev); err != nil {
+			return &fatalError{fmt.Errorf("publish event: %w", err)}
+		}
+	}
+	return nil
+}
+
+func (t *RFC6962Tailer) save(ctx context.Context, cp *Checkpoint) error {
+	if err := t.cfg.Checkpoints.Save(ctx, t.key, cp); err != nil {
+		return &fatalError{fmt.Errorf("save checkpoint: %w", err)}
+	}
+	t.nextIndex.Store(cp.NextIndex)
+	return nil
+}
+
+// fetchBatch downloads [start, end), asking again for the rest when the log
+// returns a short page, then hashes, decodes and matches every entry.
+func (t *RFC6962Tailer) fetchBatch(ctx context.Context, start, end uint64) batchResult {
+	var res batchResult
+	res.leafHashes = make([][]byte, 0, end-start)
+	for i := start; i < end; {
+		var resp ct.GetEntriesResponse
+		params := url.Values{"start": {strconv.FormatUint(i, 10)}, "end": {strconv.FormatUint(end-1, 10)}}
+		if err := t.fetch.get(ctx, "/ct/v1/get-entries", params, &resp); err != nil {
+			res.err = fmt.Errorf("get-entries [%d, %d]: %w", i, end-1, err)
+			return res
+		}
+		if len(resp.Entries) == 0 {
+			// An empty page makes no progress; treat it as a failure so
+			// the retry backoff applies instead of a hot loop.
+			res.err = fmt.Errorf("get-entries [%d, %d]: log returned no entries", i, end-1)
+			return res
+		}
+		if uint64(len(resp.Entries)) > end-i {
+			resp.Entries = resp.Entries[:end-i]
+		}
+		for _, le := range resp.Entries {
+			t.processEntry(i, le, &res)
+			i++
+		}
+	}
+	return res
+}
+
+func (t *RFC6962Tailer) processEntry(index uint64, le ct.LeafEntry, res *batchResult) {
+	res.leafHashes = append(res.leafHashes, rfc6962.DefaultHasher.HashLeaf(le.LeafInput))
+	t.processed.Add(1)
+	c, ts, err := cert.DecodeRFC6962Entry(le.LeafInput, le.ExtraData)
+	if err != nil {
+		t.malformed.Add(1)
+		t.logger.Warn("malformed entry", "index", index, "err", err)
+		res.malformed = append(res.malformed, t.newEvent(event.MalformedEntry, "entry:"+strconv.FormatUint(index, 10),
+			fmt.Sprintf("entry %d could not be decoded: %v", index, err), index))
+		return
+	}
+	hits := t.cfg.Matcher.Match(&Entry{Log: t.log, Index: index, Timestamp: ts, Cert: c})
+	res.hits = append(res.hits, hits...)
+}
+
+// requestFailed raises a log-unreachable event once per outage, when
+// enough consecutive requests have failed.
+func (t *RFC6962Tailer) requestFailed(ctx context.Context, consecutive int64, err error) {
+	t.logger.Debug("request failed", "consecutive", consecutive, "err", err)
+	if consecutive >= unreachableAfter && t.unreachableRaised.CompareAndSwap(false, true) {
+		t.raise(ctx, event.LogUnreachable, "unreachable:"+time.Now().UTC().Format(time.RFC3339),
+			fmt.Sprintf("%d consecutive requests failed; last error: %v", consecutive, err))
+	}
+}
+
+func (t *RFC6962Tailer) newEvent(kind event.LogEventKind, subject, detail string, index uint64) event.LogEvent {
+	sum := sha256.Sum256([]byte(t.key + "\x00" + string(kind) + "\x00" + subject))
+	return event.LogEvent{
+		ID:     hex.EncodeToString(sum[:16]),
+		Kind:   kind,
+		Log:    event.LogRef{Name: t.log.Name, URL: t.log.URL, Index: index},
+		Time:   time.Now().UTC(),
+		Detail: detail,
+	}
+}
+
+// raise reports a log event now. Publishing failures are logged, not
+// returned: the event is about the log, and the tailer is already not
+// advancing because of it.
+func (t *RFC6962Tailer) raise(ctx context.Context, kind event.LogEventKind, subject, detail string) {
+	t.logger.Warn("log event", "kind", kind, "detail", detail)
+	if err := t.cfg.Publisher.PublishEvent(ctx, t.newEvent(kind, subject, detail, t.nextIndex.Load())); err != nil {
+		t.logger.Error("publish log event", "kind", kind, "err", err)
+	}
+}

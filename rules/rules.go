@@ -1,0 +1,259 @@
+// Package rules turns rule files into an Engine that says which rules a
+// certificate matches, and why.
+//
+// A rule file is YAML with a stable envelope:
+//
+//	rules:
+//	  - name: our-names            # unique across all files: [A-Za-z0-9._-]+
+//	    severity: high             # info | low | medium | high | critical
+//	    description: any certificate for our domains
+//	    tags: [inventory]
+//	    match:
+//	      domains: [example.com, .example.com, "*.example.org"]
+//
+// Every key of a match mapping must hold; any, all and not nest matchers.
+// New matchers will be added inside match, so files written today keep
+// their meaning. Anything not understood (an unknown key, a matcher not
+// supported yet) is an error with its file and line, never ignored.
+//
+// Rules are compiled once: the watched domains of every rule go into one
+// hashed index, so matching a certificate costs a few map lookups per name
+// however many names are watched, and does no I/O.
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ctwatch/ctwatch/cert"
+	"github.com/ctwatch/ctwatch/event"
+)
+
+// RuleInfo describes a loaded rule, for listing (`ctwatch rules validate`)
+// and for hits.
+type RuleInfo struct {
+	Name        string
+	Severity    event.Severity
+	Description string
+	// Tags is nil when the rule has none.
+	Tags []string
+	// File and Line are where the rule starts.
+	File string
+	Line int
+}
+
+// Match is one rule matching one certificate.
+type Match struct {
+	Rule     string
+	Severity event.Severity
+	// Reason says what matched, quoting the certificate name and the
+	// watched entry as written in the rule file.
+	Reason string
+}
+
+// Engine holds compiled rules. It is immutable once built, so it is safe
+// for concurrent use; a nil *Engine has no rules and matches nothing.
+type Engine struct {
+	rules []ruleDef
+	index *domainIndex
+	// leafRule maps each domains leaf to the rule it belongs to.
+	leafRule []int32
+	// always lists the rules (in order) that can hold without any of their
+	// domains leaves matching, e.g. `not: {domains: [...]}`; they are
+	// evaluated for every certificate. Every other rule is evaluated only
+	// when one of its leaves matched.
+	always []int32
+}
+
+// build numbers the leaves of the parsed rules and indexes their domains.
+func build(defs []ruleDef) *Engine {
+	e := &Engine{index: newDomainIndex()}
+	for i, def := range defs {
+		ri := int32(i)
+		e.rules = append(e.rules, def)
+		e.addLeaves(ri, def.root)
+		if !anchored(def.root) {
+			e.always = append(e.always, ri)
+		}
+	}
+	return e
+}
+
+func (e *Engine) addLeaves(rule int32, n *node) {
+	if n.kind == nodeDomains {
+		n.leaf = int32(len(e.leafRule))
+		e.leafRule = append(e.leafRule, rule)
+		for _, p := range n.patterns {
+			e.index.add(n.leaf, p)
+		}
+		return
+	}
+	for _, c := range n.children {
+		e.addLeaves(rule, c)
+	}
+}
+
+// anchored reports whether n can hold only if at least one domains leaf
+// under it matched. It errs on the side of false, which only costs an
+// evaluation.
+func anchored(n *node) bool {
+	switch n.kind {
+	case nodeDomains:
+		return true
+	case nodeAll:
+		return slices.ContainsFunc(n.children, anchored)
+	case nodeAny:
+		return !slices.ContainsFunc(n.children, func(c *node) bool { return !anchored(c) })
+	default:
+		return false
+	}
+}
+
+// Rules lists the loaded rules in the order of their files and, within a
+// file, of their definitions. The slice is the caller's to keep.
+func (e *Engine) Rules() []RuleInfo {
+	if e == nil {
+		return nil
+	}
+	out := make([]RuleInfo, len(e.rules))
+	for i, r := range e.rules {
+		out[i] = r.info
+		out[i].Tags = slices.Clone(r.info.Tags)
+	}
+	return out
+}
+
+// Match returns the rules that c matches, in rule order, or nil. It does no
+// I/O and is safe for concurrent use. When no name of c relates to any
+// watched domain and no rule matches (the common case), it allocates
+// nothing.
+func (e *Engine) Match(c *cert.Cert) []Match {
+	if e == nil || c == nil {
+		return nil
+	}
+	var fired map[int32]hitRef
+	for _, name := range c.DNSNames {
+		fired = e.index.scan(normalizeCertName(name), fired)
+	}
+	candidates := e.always
+	if fired != nil {
+		candidates = slices.Clone(e.always)
+		for leaf := range fired {
+			candidates = append(candidates, e.leafRule[leaf])
+		}
+		slices.Sort(candidates)
+		candidates = slices.Compact(candidates)
+	}
+	var out []Match
+	for _, ri := range candidates {
+		r := &e.rules[ri]
+		if eval(r.root, fired) {
+			out = append(out, Match{Rule: r.info.Name, Severity: r.info.Severity, Reason: reason(r.root, fired)})
+		}
+	}
+	return out
+}
+
+func eval(n *node, fired map[int32]hitRef) bool {
+	switch n.kind {
+	case nodeDomains:
+		_, ok := fired[n.leaf]
+		return ok
+	case nodeAll:
+		for _, c := range n.children {
+			if !eval(c, fired) {
+				return false
+			}
+		}
+		return true
+	case nodeAny:
+		for _, c := range n.children {
+			if eval(c, fired) {
+				return true
+			}
+		}
+		return false
+	case nodeNot:
+		return !eval(n.children[0], fired)
+	}
+	return false
+}
+
+// reason explains why n holds; it is called only when it does.
+func reason(n *node, fired map[int32]hitRef) string {
+	switch n.kind {
+	case nodeDomains:
+		return fired[n.leaf].reason()
+	case nodeAll:
+		parts := make([]string, len(n.children))
+		for i, c := range n.children {
+			parts[i] = reason(c, fired)
+		}
+		return strings.Join(parts, " and ")
+	case nodeAny:
+		for _, c := range n.children {
+			if eval(c, fired) {
+				return reason(c, fired)
+			}
+		}
+	case nodeNot:
+		return negReason(n.children[0], fired)
+	}
+	return ""
+}
+
+// negReason explains why n does not hold; it is called only when it doesn't.
+func negReason(n *node, fired map[int32]hitRef) string {
+	switch n.kind {
+	case nodeDomains:
+		if len(n.patterns) == 1 {
+			return fmt.Sprintf("no dns name matches watched %q", n.patterns[0].display)
+		}
+		return fmt.Sprintf("no dns name matches any of %d watched domains", len(n.patterns))
+	case nodeAll:
+		for _, c := range n.children {
+			if !eval(c, fired) {
+				return negReason(c, fired)
+			}
+		}
+	case nodeAny:
+		parts := make([]string, len(n.children))
+		for i, c := range n.children {
+			parts[i] = negReason(c, fired)
+		}
+		return strings.Join(parts, " and ")
+	case nodeNot:
+		return reason(n.children[0], fired)
+	}
+	return ""
+}
+
+// HitID is the dedupe key of a hit, used as the JetStream Msg-Id: the first
+// 32 hex digits of SHA-256(rule || 0x00 || tbs). It depends only on the rule
+// and the certificate's TBS hash, so a certificate and its precertificate,
+// or one entry replayed after a restart, give the same ID.
+func HitID(rule string, tbs cert.Hash) string {
+	h := sha256.New()
+	h.Write([]byte(rule))
+	h.Write([]byte{0})
+	h.Write(tbs[:])
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// NewHit builds the hit for match m on certificate c (which must not be
+// nil). log is where c was seen, nil when it did not come from a log
+// (ctwatch check). The hit shares no memory with c.
+func NewHit(m Match, c *cert.Cert, log *event.LogRef) event.Hit {
+	return event.Hit{
+		ID:       HitID(m.Rule, c.TBSHash),
+		Rule:     m.Rule,
+		Severity: m.Severity,
+		Reason:   m.Reason,
+		Log:      log,
+		Cert:     c.Info(),
+	}
+}
