@@ -37,6 +37,9 @@ const (
 	maxRetryAfter = time.Hour
 	// ackTimeout bounds the wait for the server to confirm an ack.
 	ackTimeout = 10 * time.Second
+	// fetchWait is how long one fetch waits for a message; it bounds how
+	// long Run takes to notice that its context was cancelled.
+	fetchWait = 500 * time.Millisecond
 )
 
 // SinkOptions tunes how the [Dispatcher] feeds one sink. The zero value
@@ -160,9 +163,10 @@ func (d *Dispatcher) Add(name string, n Notifier, opts SinkOptions) error {
 // Run creates or updates every sink's consumer, then delivers until ctx is
 // cancelled. It returns an error if there is no sink or a consumer cannot be
 // set up; later failures (a lost connection, a deleted consumer) are logged
-// and retried. After ctx is cancelled it stops fetching, lets deliveries in
-// progress finish (see SinkOptions.ShutdownGrace) or hands their messages
-// back for immediate redelivery, and returns nil. Run may be called once.
+// and retried. Within half a second of ctx's cancellation it stops fetching;
+// it then lets deliveries in progress finish (see SinkOptions.ShutdownGrace)
+// or hands their messages back for immediate redelivery, and returns nil.
+// Run may be called once.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	d.mu.Lock()
 	if d.started {
@@ -216,24 +220,36 @@ func (d *Dispatcher) ensureConsumer(ctx context.Context, s *sink) (jetstream.Con
 }
 
 // runSink fetches and delivers one message at a time until ctx ends.
-// Fetching one message per request (rather than a prefetching iterator)
-// means no message waits in a client buffer while its ack timer runs.
+//
+// Each fetch asks for one message and expires after fetchWait, when ctx is
+// checked again. Fetching one message per request (rather than with a
+// prefetching iterator) means no message waits in a client buffer while its
+// ack timer runs; letting requests expire instead of cancelling them means
+// no request is abandoned while the server may still be sending it a
+// message, which would then sit unseen until its ack wait ran out.
 func (d *Dispatcher) runSink(ctx context.Context, s *sink, c jetstream.Consumer) {
 	s.logger.Info("sink started", "consumer", ConsumerPrefix+s.name, "events", s.opts.Events)
 	defer s.logger.Info("sink stopped")
 	failures := 0
 	for ctx.Err() == nil {
-		msg, err := c.Next(jetstream.FetchContext(ctx))
+		msg, err := c.Next(jetstream.FetchMaxWait(fetchWait))
 		if err == nil {
 			failures = 0
+			if ctx.Err() != nil {
+				// Stopped while this one arrived: hand it straight back.
+				if err := msg.Nak(); err != nil {
+					s.logger.Warn("sink nak on shutdown failed", "err", err)
+				}
+				return
+			}
 			d.deliver(ctx, s, msg)
 			continue
 		}
-		if ctx.Err() != nil {
-			return
-		}
 		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
 			continue // nothing new within the request's expiry
+		}
+		if ctx.Err() != nil {
+			return
 		}
 		failures++
 		delay := backoff(uint64(failures), s.opts.MinBackoff, s.opts.MaxBackoff)

@@ -1,11 +1,13 @@
 package alerting
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -39,6 +41,9 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*E
 	if dataDir == "" {
 		return nil, errors.New("alerting: embedded nats: empty data directory")
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("alerting: embedded nats: %w", err)
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -54,7 +59,8 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*E
 		return nil, fmt.Errorf("alerting: embedded nats: %w", err)
 	}
 	debug := logger.Enabled(ctx, slog.LevelDebug)
-	srv.SetLoggerV2(&serverLogger{l: logger.With("component", "nats-server")}, debug, false, false)
+	slogger := &serverLogger{l: logger.With("component", "nats-server")}
+	srv.SetLoggerV2(slogger, debug, false, false)
 
 	started := make(chan struct{})
 	go func() {
@@ -72,17 +78,18 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*E
 		}()
 		return nil, fmt.Errorf("alerting: embedded nats: %w", ctx.Err())
 	}
+	if msg := slogger.fatal(); msg != "" || !srv.JetStreamEnabled() {
+		// Start reports a failure to start (typically an unusable store
+		// directory) through Fatalf and returns early; ctwatch cannot work
+		// without JetStream.
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("alerting: embedded nats: store %s: %s", opts.StoreDir, cmp.Or(msg, "jetstream not enabled"))
+	}
 	if !srv.ReadyForConnections(readyTimeout) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 		return nil, errors.New("alerting: embedded nats: not ready for connections")
-	}
-	if !srv.JetStreamEnabled() {
-		// Start logs the reason (typically an unusable store directory) and
-		// carries on without JetStream; ctwatch cannot work without it.
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		return nil, fmt.Errorf("alerting: embedded nats: jetstream did not start (store %s); see server log", opts.StoreDir)
 	}
 	return &Embedded{srv: srv}, nil
 }
@@ -153,9 +160,21 @@ func Connect(ctx context.Context, url string, opts ...nats.Option) (*nats.Conn, 
 
 // serverLogger routes nats-server's printf-style log calls to slog. The
 // server is chatty at notice level about routine start-up, so notices go to
-// debug; only warnings and errors reach a default (info) handler.
+// debug; only warnings and errors reach a default (info) handler. It also
+// remembers the first fatal message: the server's way of saying it could not
+// start.
 type serverLogger struct {
 	l *slog.Logger
+
+	mu       sync.Mutex
+	fatalMsg string
+}
+
+// fatal returns the first message logged with Fatalf, or "".
+func (s *serverLogger) fatal() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fatalMsg
 }
 
 func (s *serverLogger) Noticef(format string, v ...any) {
@@ -165,7 +184,13 @@ func (s *serverLogger) Warnf(format string, v ...any) {
 	s.l.Warn(fmt.Sprintf(format, v...))
 }
 func (s *serverLogger) Fatalf(format string, v ...any) {
-	s.l.Error(fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	s.mu.Lock()
+	if s.fatalMsg == "" {
+		s.fatalMsg = msg
+	}
+	s.mu.Unlock()
+	s.l.Error(msg)
 }
 func (s *serverLogger) Errorf(format string, v ...any) {
 	s.l.Error(fmt.Sprintf(format, v...))

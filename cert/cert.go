@@ -39,9 +39,11 @@ type Cert struct {
 	// Subject and Issuer are the distinguished names in RFC 4514 form.
 	Subject string
 	Issuer  string
-	// IssuerSPKIHash is the SHA-256 of the issuer's SubjectPublicKeyInfo,
-	// taken from the first certificate of the chain; zero when no chain was
-	// available (a lone certificate file).
+	// IssuerSPKIHash is the SHA-256 of the issuer's SubjectPublicKeyInfo:
+	// for an RFC 6962 precert entry the leaf's issuer_key_hash (which the
+	// Merkle tree covers); otherwise from the chain's first certificate, or
+	// its second when the first is a precertificate signing certificate.
+	// Zero when no chain was available (a lone certificate file).
 	IssuerSPKIHash Hash
 	// Chain holds the SHA-256 of each chain certificate, issuer first.
 	Chain []Hash
@@ -50,7 +52,8 @@ type Cert struct {
 	NotAfter  time.Time
 
 	// KeyType is "RSA", "ECDSA", "Ed25519" or "unknown"; KeySize is the
-	// modulus size in bits for RSA and the curve size for ECDSA.
+	// modulus size in bits for RSA, the curve size for ECDSA, 256 for
+	// Ed25519 and 0 when unknown.
 	KeyType string
 	KeySize int
 }

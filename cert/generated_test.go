@@ -24,10 +24,9 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-var (
-	testNotBefore = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	testNotAfter  = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-)
+// The validity of generated leaf certificates.
+func testNotBefore() time.Time { return time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC) }
+func testNotAfter() time.Time  { return time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC) }
 
 // leafTemplate is a typical server certificate template.
 func leafTemplate(names ...string) *x509.Certificate {
@@ -35,8 +34,8 @@ func leafTemplate(names ...string) *x509.Certificate {
 		SerialNumber: big.NewInt(424242),
 		Subject:      pkix.Name{CommonName: names[0]},
 		DNSNames:     names,
-		NotBefore:    testNotBefore,
-		NotAfter:     testNotAfter,
+		NotBefore:    testNotBefore(),
+		NotAfter:     testNotAfter(),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -72,8 +71,8 @@ func TestTBSHashPairs(t *testing.T) {
 		{name: "no extension left", lone: true, tmpl: &x509.Certificate{
 			SerialNumber: big.NewInt(7),
 			Subject:      pkix.Name{Organization: []string{"No Extensions Ltd"}},
-			NotBefore:    testNotBefore,
-			NotAfter:     testNotAfter,
+			NotBefore:    testNotBefore(),
+			NotAfter:     testNotAfter(),
 		}},
 	}
 	for _, tt := range tests {
@@ -204,7 +203,7 @@ func TestDecodeGeneratedEntries(t *testing.T) {
 			if want := []string{"shop.example.org", "www.shop.example.org"}; !slices.Equal(c.DNSNames, want) {
 				t.Errorf("DNSNames = %v, want %v", c.DNSNames, want)
 			}
-			if !c.NotBefore.Equal(testNotBefore) || !c.NotAfter.Equal(testNotAfter) {
+			if !c.NotBefore.Equal(testNotBefore()) || !c.NotAfter.Equal(testNotAfter()) {
 				t.Errorf("validity = %v..%v", c.NotBefore, c.NotAfter)
 			}
 			if c.KeyType != "ECDSA" || c.KeySize != 256 {
@@ -311,6 +310,8 @@ func TestNames(t *testing.T) {
 		{name: "several CNs", cns: []string{"one.example", "Two.Example", "two.example"},
 			wantDNS: []string{"one.example", "two.example"}},
 		{name: "many SANs with repeats", dns: manyDNS, wantDNS: manyWant},
+		{name: "more SANs than the stack table holds", wantDNS: hostNames(300),
+			dns: append(hostNames(300), strings.ToUpper(hostNames(1)[0]), hostNames(300)[299])},
 		{name: "IP and email SANs", ips: []net.IP{net.ParseIP("192.0.2.1"), net.ParseIP("2001:db8::1")},
 			emails: []string{"ops@example.com"}, cns: []string{"Ops"},
 			wantIPs: []string{"192.0.2.1", "2001:db8::1"}, wantEmails: []string{"ops@example.com"}},
@@ -319,8 +320,8 @@ func TestNames(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tmpl := &x509.Certificate{
 				SerialNumber:   big.NewInt(1),
-				NotBefore:      testNotBefore,
-				NotAfter:       testNotAfter,
+				NotBefore:      testNotBefore(),
+				NotAfter:       testNotAfter(),
 				DNSNames:       tt.dns,
 				IPAddresses:    tt.ips,
 				EmailAddresses: tt.emails,

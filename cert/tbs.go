@@ -25,12 +25,14 @@ const (
 	oidExtKeyUsage = "\x55\x1d\x25"
 )
 
-// Context-specific tags of the optional TBSCertificate fields.
-var (
-	tagVersion         = asn1.Tag(0).Constructed().ContextSpecific()
-	tagIssuerUniqueID  = asn1.Tag(1).ContextSpecific()
-	tagSubjectUniqueID = asn1.Tag(2).ContextSpecific()
-	tagExtensions      = asn1.Tag(3).Constructed().ContextSpecific()
+// Context-specific tags of the optional TBSCertificate fields (class bits
+// 0x80, constructed bit 0x20), as constants rather than computed with the
+// asn1.Tag methods so that no package state is needed.
+const (
+	tagVersion         = asn1.Tag(0xa0) // [0] EXPLICIT Version
+	tagIssuerUniqueID  = asn1.Tag(0x81) // [1] IMPLICIT UniqueIdentifier
+	tagSubjectUniqueID = asn1.Tag(0x82) // [2] IMPLICIT UniqueIdentifier
+	tagExtensions      = asn1.Tag(0xa3) // [3] EXPLICIT Extensions
 )
 
 // tbsLayout locates the parts of a TBSCertificate that this package needs

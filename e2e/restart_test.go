@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -123,26 +124,30 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	indexes := map[uint64]bool{}
+	var wrong []string // one message per bad line; the first few are shown
 	for _, hl := range hits {
 		h := hl.hit
 		if idx, ok := unwatched[h.Cert.SHA256]; ok {
-			t.Errorf("line %d: hit for unwatched certificate at index %d: %v", hl.line, idx, h.Cert.DNSNames)
+			wrong = append(wrong, fmt.Sprintf("line %d: hit for unwatched certificate at index %d: %v", hl.line, idx, h.Cert.DNSNames))
 			continue
 		}
 		idx, ok := watched[h.Cert.SHA256]
 		if !ok {
-			t.Errorf("line %d: hit for a certificate not in the log: %+v", hl.line, h)
+			wrong = append(wrong, fmt.Sprintf("line %d: hit for a certificate not in the log: %+v", hl.line, h))
 			continue
 		}
 		if h.Log == nil || h.Log.Index != idx {
-			t.Errorf("line %d: log reference %+v, want index %d", hl.line, h.Log, idx)
+			wrong = append(wrong, fmt.Sprintf("line %d: log reference %+v, want index %d", hl.line, h.Log, idx))
 			continue
 		}
 		if h.Rule != "restart-names" {
-			t.Errorf("line %d: rule %q, want restart-names", hl.line, h.Rule)
+			wrong = append(wrong, fmt.Sprintf("line %d: rule %q, want restart-names", hl.line, h.Rule))
 		}
 		ids[h.ID] = true
 		indexes[idx] = true
+	}
+	if len(wrong) > 0 {
+		t.Errorf("%d wrong hit lines, the first ones:\n%s", len(wrong), strings.Join(wrong[:min(len(wrong), 10)], "\n"))
 	}
 	var skipped []uint64
 	for _, idx := range watched {

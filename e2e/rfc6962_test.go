@@ -178,6 +178,9 @@ func TestRealRFC6962Log(t *testing.T) {
 		t.Error(err)
 	}
 	checkRFC6962Hits(t, hits, subs, index, peer.url, pre, final)
+	for _, h := range hits {
+		t.Logf("hit line %d: log %+v %v precert=%v tbs %.12s", h.line, h.hit.Log, h.hit.Cert.DNSNames, h.hit.Cert.Precert, h.hit.Cert.TBSSHA256)
+	}
 
 	// ctwatch check agrees with the daemon on the final certificate...
 	daemonTBS := ""

@@ -84,7 +84,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 
 // addConfigFlags adds --config and the flags for scalar configuration keys.
 func addConfigFlags(cmd *cobra.Command) {
-	cmd.Flags().String("config", "", "configuration file (YAML)")
+	cmd.Flags().String("config", "", "configuration file (YAML); default $"+config.EnvConfigFile)
 	config.RegisterFlags(cmd.Flags())
 }
 
@@ -92,6 +92,10 @@ func addConfigFlags(cmd *cobra.Command) {
 // and flag overrides. Any problem is a usage error (exit 2).
 func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		// The environment may name the file too, like every other key.
+		path = os.Getenv(config.EnvConfigFile)
+	}
 	cfg, err := config.Load(path, cmd.Flags())
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}

@@ -279,10 +279,40 @@ func (l *loader) readFile(data []byte) bool {
 		// The checker found nothing wrong, yet a value did not decode.
 		l.add(Problem{Source: l.file, Message: "cannot read: " + err.Error()})
 	}
+	// viper matches keys without regard to case; give it only the keys
+	// the checker accepted (and recorded lines for).
+	prune(values, fileSpec())
 	if err := l.v.MergeConfigMap(values); err != nil {
 		l.add(Problem{Source: l.file, Message: "cannot read: " + err.Error()})
 	}
 	return true
+}
+
+// prune deletes from a decoded mapping every key that s does not allow,
+// at every depth.
+func prune(m map[string]any, s *spec) {
+	for k, v := range m {
+		sub, ok := s.fields[k]
+		if !ok {
+			delete(m, k)
+			continue
+		}
+		switch sub.shape {
+		case shapeSection:
+			if vm, ok := v.(map[string]any); ok {
+				prune(vm, sub)
+			}
+		case shapeItems:
+			if list, ok := v.([]any); ok {
+				for i, item := range list {
+					if im, ok := asMap(item); ok {
+						prune(im, sub)
+						list[i] = im
+					}
+				}
+			}
+		}
+	}
 }
 
 func (l *loader) add(p Problem) {

@@ -243,6 +243,45 @@ sinks:
 	}
 }
 
+func TestExplicitlyEmptyLists(t *testing.T) {
+	_, cfg, err := input{yaml: "sinks: []\nlogs: []\nrules: {files: []}\n"}.load(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sinks) != 0 || len(cfg.Logs) != 0 || len(cfg.Rules.Files) != 0 {
+		t.Errorf("got sinks %v, logs %v, rules %v; want all empty", cfg.Sinks, cfg.Logs, cfg.Rules.Files)
+	}
+}
+
+func TestRegisterFlags(t *testing.T) {
+	fs := pflag.NewFlagSet("ctwatch", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	for name, def := range map[string]string{
+		"data-dir":              "./ctwatch-data",
+		"log-list":              "https://www.gstatic.com/ct/log_list/v3/log_list.json",
+		"nats-url":              "",
+		"log-level":             "info",
+		"log-format":            "text",
+		"rules":                 "[]",
+		"monitor-poll-interval": "10s",
+		"monitor-batch-size":    "256",
+		"monitor-rate":          "20",
+		"nats-stream-max-age":   "720h0m0s",
+	} {
+		f := fs.Lookup(name)
+		if f == nil {
+			t.Errorf("no flag --%s", name)
+			continue
+		}
+		if f.DefValue != def {
+			t.Errorf("--%s: default %q, want %q", name, f.DefValue, def)
+		}
+		if f.Usage == "" {
+			t.Errorf("--%s: no usage text", name)
+		}
+	}
+}
+
 // TestExample: the shipped example is valid and shows every key.
 func TestExample(t *testing.T) {
 	cleanEnv(t)

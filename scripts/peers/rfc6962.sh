@@ -200,9 +200,19 @@ PICKED=" "
 # that this run has not picked yet. (It assigns rather than prints: a command
 # substitution would run it in a subshell and lose PICKED.)
 free_port() {
-	local p _
+	local p _ lo=10000 hi=32768
+	# Stay below the kernel's ephemeral range: outgoing connections (to
+	# PostgreSQL, between the servers) take their local ports from there and
+	# could grab a port between our probe and the server's bind.
+	if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+		read -r hi _ </proc/sys/net/ipv4/ip_local_port_range
+	fi
+	[ "$hi" -gt $((lo + 1000)) ] || {
+		lo=20000
+		hi=30000
+	}
 	for _ in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo)))
 		case "$PICKED" in *" $p "*) continue ;; esac
 		if ! port_in_use "$p"; then
 			PICKED="$PICKED$p "
@@ -222,11 +232,29 @@ launch() {
 	echo $! >"$DIR/$name.pid"
 }
 
-alive() {
+# pid_running reports whether pid $1 exists and is not a zombie (our servers
+# outlive this script, so init reaps them, whenever it gets to it).
+pid_running() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	[ "${stat%% *}" != Z ]
+}
+
+# started reports whether the process launched as $1 by this run is still
+# there. (Right after launch the child may not have exec'd its binary yet, so
+# this does not look at what the pid runs.)
+started() {
 	local f=$DIR/$1.pid pid
 	[ -f "$f" ] || return 1
 	pid=$(cat "$f")
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && owned "$pid"
+	[ -n "$pid" ] && pid_running "$pid"
+}
+
+# alive reports whether the pid recorded for $1 by an earlier run still runs
+# one of our binaries.
+alive() {
+	started "$1" && owned "$(cat "$DIR/$1.pid")"
 }
 
 # owned reports whether pid $1 runs one of our binaries (guards against pid
@@ -252,7 +280,7 @@ show_logs() {
 fail() {
 	say "$*"
 	show_logs
-	stop_procs
+	stop_procs mine
 	[ -n "${DB:-}" ] && drop_database "$DB"
 	exit 1
 }
@@ -268,22 +296,36 @@ http_get() {
 	) 2>/dev/null
 }
 
+# stop_procs stops the servers recorded in DIR: SIGTERM to all at once, then
+# SIGKILL to whatever still runs after 5 s (their data is thrown away anyway;
+# Trillian takes its time to shut down). With "mine" it trusts the pids
+# (this run launched them); otherwise it checks that each pid still runs our
+# binary, so a pid reused since an old run is never killed.
 stop_procs() {
-	local name pid deadline
+	local check=alive name pid pids=() deadline
+	[ "${1:-}" = mine ] && check=started
 	for name in $PROCS; do
 		[ -f "$DIR/$name.pid" ] || continue
-		pid=$(cat "$DIR/$name.pid")
-		if alive "$name"; then
+		if "$check" "$name"; then
+			pid=$(cat "$DIR/$name.pid")
 			kill -TERM "$pid" 2>/dev/null || true
-			deadline=$((SECONDS + 10))
-			while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
-				sleep 0.1
-			done
-			if kill -0 "$pid" 2>/dev/null; then
-				kill -KILL "$pid" 2>/dev/null || true
-			fi
+			pids+=("$pid")
 		fi
 		rm -f "$DIR/$name.pid"
+	done
+	deadline=$((SECONDS + 5))
+	for pid in "${pids[@]}"; do
+		while pid_running "$pid" && [ $SECONDS -lt $deadline ]; do
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	# Return only once they are gone, so their ports and DB sessions are free.
+	deadline=$((SECONDS + 10))
+	for pid in "${pids[@]}"; do
+		while pid_running "$pid" && [ $SECONDS -lt $deadline ]; do
+			sleep 0.05
+		done
 	done
 }
 
@@ -317,6 +359,7 @@ cmd_start() {
 	local schema
 	schema=$(schema_file)
 	ensure_postgres
+	say "PostgreSQL ready at $((SECONDS - t0)) s"
 	DB=$(db_name)
 	echo "$DB" >"$DIR/dbname"
 	fresh_database "$schema"
@@ -351,8 +394,8 @@ cmd_start() {
 
 	local deadline=$((t_ready + READY_TIMEOUT)) tree_id=""
 	while :; do
-		alive trillian_log_server || fail "trillian_log_server exited"
-		alive trillian_log_signer || fail "trillian_log_signer exited"
+		started trillian_log_server || fail "trillian_log_server exited"
+		started trillian_log_signer || fail "trillian_log_signer exited"
 		if port_in_use "$srv_rpc" &&
 			tree_id=$("$BIN/createtree" "--admin_server=127.0.0.1:$srv_rpc" --tree_type=LOG \
 				--rpc_deadline=10s 2>>"$DIR/createtree.log") && [ -n "$tree_id" ]; then
@@ -382,7 +425,7 @@ cmd_start() {
 	local resp
 	while :; do
 		for name in $PROCS; do
-			alive "$name" || fail "$name exited"
+			started "$name" || fail "$name exited"
 		done
 		resp=$(http_get "$ct_port" "/$LOG_PREFIX/ct/v1/get-sth" || true)
 		case "$resp" in

@@ -1,0 +1,156 @@
+package daemon
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ctwatch/ctwatch/alerting"
+	"github.com/ctwatch/ctwatch/cert"
+	"github.com/ctwatch/ctwatch/monitor"
+	"github.com/ctwatch/ctwatch/monitor/ctlogtest"
+	"github.com/ctwatch/ctwatch/rules"
+)
+
+// corpus reads the real leaf certificates in testdata/corpus.
+func corpus(b *testing.B) [][]byte {
+	b.Helper()
+	files, err := filepath.Glob("../../testdata/corpus/certs/*.pem")
+	if err != nil || len(files) == 0 {
+		b.Fatalf("no corpus: %v", err)
+	}
+	var ders [][]byte
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		blk, _ := pem.Decode(data)
+		if blk == nil {
+			b.Fatalf("%s: no PEM block", f)
+		}
+		ders = append(ders, blk.Bytes)
+	}
+	return ders
+}
+
+// BenchmarkPipeline measures the whole path of one log: an in-process RFC
+// 6962 log serving real certificates over HTTP, the tailer (fetch, verify
+// against the signed root, decode, match), and publication of hits and
+// checkpoints to an embedded JetStream. One op is a full backfill of
+// entries; the entries/s metric is the figure to compare.
+func BenchmarkPipeline(b *testing.B) {
+	const entries = 20000
+	ders := corpus(b)
+	l, err := ctlogtest.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	// Watch the registered domain of one certificate in 20, the way a team
+	// watches its own names among everyone else's.
+	var watch []string
+	for i, der := range ders {
+		if i%20 != 0 {
+			continue
+		}
+		c, err := cert.Parse(der)
+		if err != nil || len(c.DNSNames) == 0 {
+			continue
+		}
+		name := strings.TrimPrefix(c.DNSNames[0], "*.")
+		watch = append(watch, fmt.Sprintf("%q", "."+name))
+	}
+	for i := range entries {
+		l.AddX509(ders[i%len(ders)], nil)
+	}
+	l.Publish()
+
+	engine, err := rules.Parse("bench.yaml", []byte("rules:\n  - name: ours\n    severity: high\n    match:\n      domains: ["+strings.Join(watch, ", ")+"]\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	srv, err := alerting.StartEmbedded(ctx, b.TempDir(), logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	bus, err := alerting.Open(ctx, nc, alerting.StreamConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	caughtUp := make(chan struct{}, 1)
+	store := &notifyingStore{CheckpointStore: monitor.NewKVCheckpoints(bus.Checkpoints()), at: entries, reached: caughtUp}
+	logID := l.LogID()
+	key := hex.EncodeToString(logID[:])
+	start := uint64(0)
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		if err := bus.Checkpoints().Purge(ctx, key); err != nil {
+			b.Fatal(err)
+		}
+		log := &monitor.Log{Name: "bench", Kind: monitor.KindRFC6962, URL: l.URL(), Key: l.PublicKeyDER(), Start: &start}
+		t, err := monitor.NewRFC6962Tailer(log, monitor.TailerConfig{
+			Fetch:       monitor.FetchOptions{BatchSize: 256, Concurrency: 4, Rate: 0, VerifyEvery: 8192, PollInterval: 1},
+			Matcher:     &ruleMatcher{engine: engine},
+			Publisher:   bus,
+			Checkpoints: store,
+			Logger:      logger,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		b.StartTimer()
+		go func() { done <- t.Run(runCtx) }()
+		select {
+		case err := <-done:
+			b.Fatalf("tailer stopped: %v", err)
+		case <-caughtUp:
+		}
+		b.StopTimer()
+		cancel()
+		<-done
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// notifyingStore signals when a checkpoint at or past a position is saved:
+// the moment every hit before it is durably in JetStream.
+type notifyingStore struct {
+	monitor.CheckpointStore
+	at      uint64
+	reached chan struct{}
+}
+
+func (s *notifyingStore) Save(ctx context.Context, logID string, cp *monitor.Checkpoint) error {
+	if err := s.CheckpointStore.Save(ctx, logID, cp); err != nil {
+		return err
+	}
+	if cp.NextIndex >= s.at {
+		select {
+		case s.reached <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
