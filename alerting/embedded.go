@@ -99,7 +99,7 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*E
 // caller closes the connection, before calling [Embedded.Shutdown]. Safe for
 // concurrent use.
 func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	all := append([]nats.Option{nats.InProcessServer(e.srv), nats.Name(clientName)}, opts...)
+	all := append([]nats.Option{nats.InProcessServer(e.srv), nats.Name(clientName), nats.Timeout(5 * time.Second)}, opts...)
 	nc, err := nats.Connect("", all...)
 	if err != nil {
 		return nil, fmt.Errorf("alerting: connect to embedded nats: %w", err)
@@ -129,6 +129,7 @@ func (e *Embedded) Shutdown() {
 func Connect(ctx context.Context, url string, opts ...nats.Option) (*nats.Conn, error) {
 	all := append([]nats.Option{
 		nats.Name(clientName),
+		nats.Timeout(5 * time.Second), // per dial; the library's 2s is tight across a WAN
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(2 * time.Second),
 		nats.ReconnectJitter(500*time.Millisecond, 2*time.Second),

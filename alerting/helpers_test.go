@@ -120,15 +120,20 @@ func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
 	return info.State.Msgs
 }
 
-// eventually polls cond until it holds or waitTimeout passes.
-func eventually(t *testing.T, what string, cond func() bool) {
+// eventually polls cond until it holds or waitTimeout passes; on timeout
+// the test fails with what, and the state that state (if not nil) describes.
+func eventually(t *testing.T, what string, cond func() bool, state ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			detail := ""
+			for _, s := range state {
+				detail += " " + s()
+			}
+			t.Fatalf("timed out waiting for %s%s", what, detail)
 		}
 		<-tick.C
 	}
@@ -139,14 +144,26 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // the consumer's info at that point.
 func settled(t *testing.T, js jetstream.JetStream, sinkName string, floor uint64) *jetstream.ConsumerInfo {
 	t.Helper()
-	var info *jetstream.ConsumerInfo
+	var (
+		info    *jetstream.ConsumerInfo
+		lastErr error
+	)
 	eventually(t, "consumer "+sinkName+" to settle", func() bool {
 		c, err := js.Consumer(t.Context(), alerting.StreamName, alerting.ConsumerPrefix+sinkName)
 		if err != nil {
+			lastErr = err
 			return false
 		}
 		info, err = c.Info(t.Context())
+		lastErr = err
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= floor
+	}, func() string {
+		if info == nil {
+			return fmt.Sprintf("(no info: %v)", lastErr)
+		}
+		return fmt.Sprintf("(pending %d, ack pending %d, redelivered %d, waiting %d, delivered %d/%d, ack floor %d/%d)",
+			info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting,
+			info.Delivered.Consumer, info.Delivered.Stream, info.AckFloor.Consumer, info.AckFloor.Stream)
 	})
 	return info
 }

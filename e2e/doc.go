@@ -9,7 +9,7 @@
 //
 //	go test -tags e2e ./e2e/
 //
-// Set CTWATCH_E2E_SKIP_RFC6962=1 to skip the test that needs the real RFC
+// Set CTWATCHTEST_E2E_SKIP_RFC6962=1 to skip the test that needs the real RFC
 // 6962 log (for a machine without root or apt); every other failure to start
 // a peer fails the test.
 package e2e

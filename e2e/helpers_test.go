@@ -40,7 +40,13 @@ func buildCtwatch(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "ctwatch")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/ctwatch")
+	args := []string{"build", "-o", bin}
+	if os.Getenv("CTWATCHTEST_E2E_RACE") == "1" {
+		// The daemon under test runs with the race detector: a data race
+		// makes it exit 66, which the tests' exit-code checks catch.
+		args = append(args, "-race")
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/ctwatch")...)
 	cmd.Dir = moduleRoot
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {

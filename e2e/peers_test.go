@@ -28,7 +28,7 @@ type rfc6962Peer struct {
 
 // startRFC6962 starts a real RFC 6962 log in dir (created) that accepts
 // chains to the roots in rootsPEM, and stops it when the test ends. A failure
-// to start fails the test: only CTWATCH_E2E_SKIP_RFC6962=1, checked by the
+// to start fails the test: only CTWATCHTEST_E2E_SKIP_RFC6962=1, checked by the
 // caller, may skip it.
 func startRFC6962(t *testing.T, dir, rootsPEM string) rfc6962Peer {
 	t.Helper()

@@ -48,8 +48,8 @@ type submitted struct {
 // per certificate and once per precertificate/final pair, at the index the
 // log gave it; nothing else may.
 func TestRealRFC6962Log(t *testing.T) {
-	if os.Getenv("CTWATCH_E2E_SKIP_RFC6962") == "1" {
-		t.Skip("CTWATCH_E2E_SKIP_RFC6962=1: not starting the real RFC 6962 log")
+	if os.Getenv("CTWATCHTEST_E2E_SKIP_RFC6962") == "1" {
+		t.Skip("CTWATCHTEST_E2E_SKIP_RFC6962=1: not starting the real RFC 6962 log")
 	}
 	work := t.TempDir()
 	ca, err := testca.New("ctwatch e2e")

@@ -154,7 +154,9 @@ func (t *RFC6962Tailer) Run(ctx context.Context) error {
 			// The log answers again: a later outage deserves a new event.
 			t.unreachableRaised.Store(false)
 		}
-		caughtUp := cp != nil && cp.NextIndex >= cp.TreeSize
+		// Poll again after the interval unless there is a known backlog
+		// to work through (no checkpoint yet means nothing to work on).
+		caughtUp := cp == nil || cp.NextIndex >= cp.TreeSize
 		if caughtUp || err != nil {
 			if err := sleep(ctx, t.cfg.Fetch.PollInterval); err != nil {
 				return err

@@ -590,10 +590,81 @@ func TestTailerStopsWhenCheckpointsFail(t *testing.T) {
 	}
 }
 
-// testLogger discards logs unless CTWATCH_TEST_LOG is set.
+// testLogger discards logs unless CTWATCHTEST_TEST_LOG is set.
 func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("CTWATCH_TEST_LOG") != "" {
+	if os.Getenv("CTWATCHTEST_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func TestTailerHostileResponses(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(l *ctlogtest.Log, o *monitor.FetchOptions)
+	}{
+		{"oversized", func(_ *ctlogtest.Log, o *monitor.FetchOptions) { o.MaxResponseBytes = 1500 }},
+		{"slow", func(l *ctlogtest.Log, o *monitor.FetchOptions) {
+			l.SetDelay(300 * time.Millisecond)
+			o.Timeout = 30 * time.Millisecond
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.add(t, 50)
+			f.log.Publish()
+			opts := fastOpts()
+			tc.setup(f.log, &opts)
+			tl := f.tailer(t, zero(), opts, nil)
+			stop := run(t, tl)
+			f.rec.await(t, "unreachable event", func() bool { return len(f.rec.eventsOf(event.LogUnreachable)) > 0 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if cp := f.rec.checkpoint(); cp != nil && cp.NextIndex != 0 {
+				t.Fatalf("advanced to %d on responses it could not read", cp.NextIndex)
+			}
+			if st := tl.Stats(); st.Processed != 0 || len(f.rec.hits) != 0 {
+				t.Fatalf("processed %d entries and %d hits from unreadable responses", st.Processed, len(f.rec.hits))
+			}
+			if n := len(f.rec.eventsOf(event.LogUnreachable)); n != 1 {
+				t.Fatalf("%d unreachable events for one outage, want 1", n)
+			}
+		})
+	}
+}
+
+func TestTailerStartBeyondTreeWaits(t *testing.T) {
+	f := newFixture(t)
+	f.add(t, 30)
+	f.log.Publish()
+	start := uint64(45)
+	stop := run(t, f.tailer(t, &start, fastOpts(), nil))
+	// The tailer keeps polling until the log is big enough; a get-sth
+	// count past a few shows it polled rather than gave up.
+	deadline := time.Now().Add(10 * time.Second)
+	for f.log.Requests(ctlogtest.EndpointGetSTH) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("tailer stopped polling while waiting for its start index")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.rec.mu.Lock()
+	if cp := f.rec.checkpoint(); cp != nil {
+		t.Errorf("checkpoint %+v saved before the log reached the start index", cp)
+	}
+	f.rec.mu.Unlock()
+	more := f.add(t, 40)
+	f.log.Publish()
+	f.rec.await(t, "catch-up", func() bool { cp := f.rec.checkpoint(); return cp != nil && cp.NextIndex == 70 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var want []uint64
+	for _, i := range more {
+		if i >= start {
+			want = append(want, i)
+		}
+	}
+	checkHits(t, f.rec, want)
 }

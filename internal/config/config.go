@@ -299,8 +299,14 @@ func prune(m map[string]any, s *spec) {
 		}
 		switch sub.shape {
 		case shapeSection:
-			if vm, ok := v.(map[string]any); ok {
+			// A section with a non-string key (`{080, rate: 1}`) decodes
+			// as map[any]any; normalise it so that its keys are pruned
+			// too, instead of reaching viper unchecked.
+			if vm, ok := asMap(v); ok {
 				prune(vm, sub)
+				m[k] = vm
+			} else {
+				delete(m, k)
 			}
 		case shapeItems:
 			if list, ok := v.([]any); ok {

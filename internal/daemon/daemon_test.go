@@ -185,7 +185,7 @@ func runDaemon(t *testing.T, cfg *config.Config) func() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("CTWATCH_TEST_LOG") != "" {
+	if os.Getenv("CTWATCHTEST_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	go func() { errc <- daemon.Run(ctx, cfg, logger) }()

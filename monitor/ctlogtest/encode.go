@@ -2,12 +2,12 @@ package ctlogtest
 
 import (
 	"crypto/sha256"
-	"encoding/asn1"
-	"errors"
+	"crypto/x509"
 	"fmt"
 
+	ctx509 "github.com/google/certificate-transparency-go/x509"
+
 	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // TLS enumeration values of RFC 6962 section 3 and RFC 5246 section 7.4.1.4.1.
@@ -121,80 +121,18 @@ func digitallySigned(sig []byte) ([]byte, error) {
 	return out, nil
 }
 
-// oidPoison is the CT precertificate poison extension (RFC 6962 section
-// 3.1). It is never modified.
-var oidPoison = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 3}
-
 // precertTBS returns the TBSCertificate of the DER precertificate precert with
-// the poison extension removed: the tbs_certificate of its log entry. Every
-// other byte of the TBSCertificate is kept as it was.
+// the poison extension removed: the tbs_certificate of its log entry, built
+// the way Trillian-based logs build it (certificate-transparency-go's
+// RemoveCTPoison), so the test log and real logs agree byte for byte.
 func precertTBS(precert []byte) ([]byte, error) {
-	in := cryptobyte.String(precert)
-	var c, tbs cryptobyte.String
-	if !in.ReadASN1(&c, cbasn1.SEQUENCE) || !in.Empty() || !c.ReadASN1(&tbs, cbasn1.SEQUENCE) {
-		return nil, errors.New("malformed precertificate")
-	}
-	extsTag := cbasn1.Tag(3).Constructed().ContextSpecific()
-	found := false
-	var walkErr error
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		for !tbs.Empty() {
-			var field cryptobyte.String
-			var tag cbasn1.Tag
-			if !tbs.ReadAnyASN1Element(&field, &tag) {
-				walkErr = errors.New("malformed TBSCertificate")
-				return
-			}
-			if tag != extsTag {
-				b.AddBytes(field)
-				continue
-			}
-			var wrapped, exts cryptobyte.String
-			if !field.ReadASN1(&wrapped, extsTag) || !wrapped.ReadASN1(&exts, cbasn1.SEQUENCE) || !wrapped.Empty() {
-				walkErr = errors.New("malformed extensions")
-				return
-			}
-			var kept [][]byte
-			for !exts.Empty() {
-				var ext, body cryptobyte.String
-				var id asn1.ObjectIdentifier
-				if !exts.ReadASN1Element(&ext, cbasn1.SEQUENCE) {
-					walkErr = errors.New("malformed extension")
-					return
-				}
-				peek := ext
-				if !peek.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1ObjectIdentifier(&id) {
-					walkErr = errors.New("malformed extension")
-					return
-				}
-				if id.Equal(oidPoison) {
-					found = true
-					continue
-				}
-				kept = append(kept, ext)
-			}
-			// When the poison was the only extension this leaves an empty
-			// list, which RFC 5280 does not allow; Trillian-based logs (via
-			// ct-go's RemoveCTPoison) log it that way, so this log does too.
-			b.AddASN1(extsTag, func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					for _, e := range kept {
-						b.AddBytes(e)
-					}
-				})
-			})
-		}
-	})
-	if walkErr != nil {
-		return nil, walkErr
-	}
-	if !found {
-		return nil, errors.New("not a precertificate: no poison extension")
-	}
-	out, err := b.Bytes()
+	c, err := x509.ParseCertificate(precert)
 	if err != nil {
-		return nil, fmt.Errorf("encode TBSCertificate: %w", err)
+		return nil, fmt.Errorf("parse precertificate: %w", err)
 	}
-	return out, nil
+	tbs, err := ctx509.RemoveCTPoison(c.RawTBSCertificate)
+	if err != nil {
+		return nil, fmt.Errorf("remove poison: %w", err)
+	}
+	return tbs, nil
 }

@@ -13,13 +13,13 @@
 #
 # Works as root on a fresh Debian 12 machine with Go installed: PostgreSQL and
 # openssl come from apt when absent, the binaries are built once with
-# `go install` into ${CTWATCH_PEERS_BIN:-$HOME/.cache/ctwatch-peers/bin}.
+# `go install` into ${CTWATCHTEST_PEERS_BIN:-$HOME/.cache/ctwatch-peers/bin}.
 # Everything listens on 127.0.0.1 only, on ports picked free at start.
 #
 # Environment:
-#   CTWATCH_PEERS_BIN      where the binaries live (built there when absent)
-#   CTWATCH_PEERS_TIMEOUT  seconds to wait for get-sth to answer (default 90)
-#   CTWATCH_PEERS_DB       database name (default: trillian_<hash of DIR>)
+#   CTWATCHTEST_PEERS_BIN      where the binaries live (built there when absent)
+#   CTWATCHTEST_PEERS_TIMEOUT  seconds to wait for get-sth to answer (default 90)
+#   CTWATCHTEST_PEERS_DB       database name (default: trillian_<hash of DIR>)
 #
 # See ../../docs or PEERS.md in the project's shared notes for background.
 set -euo pipefail
@@ -31,8 +31,8 @@ PG_PASSWORD=trillian
 CTFE_KEY_PASSWORD=changeme
 LOG_PREFIX=testlog
 
-BIN=${CTWATCH_PEERS_BIN:-$HOME/.cache/ctwatch-peers/bin}
-READY_TIMEOUT=${CTWATCH_PEERS_TIMEOUT:-90}
+BIN=${CTWATCHTEST_PEERS_BIN:-$HOME/.cache/ctwatch-peers/bin}
+READY_TIMEOUT=${CTWATCHTEST_PEERS_TIMEOUT:-90}
 
 die() {
 	echo "rfc6962.sh: $*" >&2
@@ -330,8 +330,8 @@ stop_procs() {
 }
 
 db_name() {
-	if [ -n "${CTWATCH_PEERS_DB:-}" ]; then
-		echo "$CTWATCH_PEERS_DB"
+	if [ -n "${CTWATCHTEST_PEERS_DB:-}" ]; then
+		echo "$CTWATCHTEST_PEERS_DB"
 	else
 		echo "trillian_$(printf '%s' "$DIR" | sha256sum | cut -c1-12)"
 	fi
