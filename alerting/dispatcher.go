@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -224,9 +225,10 @@ func (d *Dispatcher) ensureConsumer(ctx context.Context, s *sink) (jetstream.Con
 // Each fetch asks for one message and expires after fetchWait, when ctx is
 // checked again. Fetching one message per request (rather than with a
 // prefetching iterator) means no message waits in a client buffer while its
-// ack timer runs; letting requests expire instead of cancelling them means
-// no request is abandoned while the server may still be sending it a
-// message, which would then sit unseen until its ack wait ran out.
+// ack timer runs. Letting requests expire on the server, rather than
+// cancelling them from the client, avoids abandoning a request while the
+// server may be sending it a message: such a message would sit unseen until
+// its ack wait ran out.
 func (d *Dispatcher) runSink(ctx context.Context, s *sink, c jetstream.Consumer) {
 	s.logger.Info("sink started", "consumer", ConsumerPrefix+s.name, "events", s.opts.Events)
 	defer s.logger.Info("sink stopped")
@@ -342,10 +344,23 @@ func notify(ctx context.Context, s *sink, msg jetstream.Msg, m *Message) error {
 			}
 		}
 	})
-	err := s.n.Notify(nctx, m)
+	err := safeNotify(nctx, s, m)
 	close(done)
 	wg.Wait()
 	return err
+}
+
+// safeNotify calls the Notifier, turning a panic into an error: the message
+// is then retried like any failed delivery, and a sink that chokes on one
+// message does not take the process (and every other sink) down with it.
+func safeNotify(ctx context.Context, s *sink, m *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.Error("sink notifier panicked", "id", m.ID(), "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("notifier panicked: %v", r)
+		}
+	}()
+	return s.n.Notify(ctx, m)
 }
 
 // decodeMessage turns a stream message into a Message, choosing the type by

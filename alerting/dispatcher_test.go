@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -508,5 +509,41 @@ func TestDispatcherRetriesUntilSuccess(t *testing.T) {
 	defer mu.Unlock()
 	if attempts != 4 {
 		t.Errorf("%d attempts, want 4", attempts)
+	}
+}
+
+// A Notifier that panics fails that attempt only; the message is retried
+// and the process survives.
+func TestDispatcherSurvivesPanickingNotifier(t *testing.T) {
+	t.Parallel()
+	bus, _ := setup(t)
+	hits := makeHits("panic", 2)
+	publish(t, bus, hits)
+	var (
+		mu       sync.Mutex
+		panicked bool
+		got      []string
+	)
+	n := notifyFunc(func(_ context.Context, m *alerting.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !panicked {
+			panicked = true
+			panic("sink bug")
+		}
+		got = append(got, m.ID())
+		return nil
+	})
+	d := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, slog.New(slog.DiscardHandler))
+	if err := d.Add("p", n, alerting.SinkOptions{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, d)
+	settled(t, bus.JetStream(), "p", 2)
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(got) // the retried message may arrive after the next one
+	if !slices.Equal(got, ids(hits)) {
+		t.Errorf("delivered %v, want %v", got, ids(hits))
 	}
 }
