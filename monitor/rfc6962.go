@@ -25,6 +25,9 @@ import (
 	"github.com/ctwatch/ctwatch/event"
 )
 
+// shutdownFlush bounds the final commit of a tailer that is stopping.
+const shutdownFlush = 10 * time.Second
+
 // unreachableAfter is how many consecutive failed requests make a log
 // "unreachable" for the purpose of raising an event.
 const unreachableAfter = 5
@@ -445,11 +448,44 @@ func (t *RFC6962Tailer) download(ctx context.Context, cp *Checkpoint) (*Checkpoi
 		lastCommit    = cp.NextIndex
 		saved         = cp
 	)
+	// flush proves the entries downloaded since the last commit are in the
+	// signed tree, publishes their hits, and only then saves the position.
+	flush := func(ctx context.Context) error {
+		if rng.End() == lastCommit {
+			return nil
+		}
+		if err := t.verifyRange(ctx, rng, head); err != nil {
+			return err
+		}
+		if err := t.commit(ctx, pendingHits, pendingEvents); err != nil {
+			return err
+		}
+		next := *saved
+		next.NextIndex = rng.End()
+		next.Range = cloneHashes(rng.Hashes())
+		if err := t.save(ctx, &next); err != nil {
+			return err
+		}
+		saved = &next
+		lastCommit = next.NextIndex
+		pendingHits, pendingEvents = pendingHits[:0], pendingEvents[:0]
+		return nil
+	}
 	for b := range ordered {
 		var res batchResult
 		select {
 		case res = <-b.done:
 		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			// Shutting down: commit what was already downloaded, so that a
+			// restart does not fetch it again. Bounded in time, so that a
+			// log that stopped answering cannot hold up the shutdown.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownFlush)
+			defer cancel()
+			if err := flush(fctx); err != nil {
+				t.logger.Warn("could not commit the entries downloaded before shutdown; they will be downloaded again", "err", err)
+			}
 			return saved, ctx.Err()
 		}
 		if res.err != nil {
@@ -465,21 +501,9 @@ func (t *RFC6962Tailer) download(ctx context.Context, cp *Checkpoint) (*Checkpoi
 		if rng.End()-lastCommit < opts.VerifyEvery && rng.End() < cp.TreeSize {
 			continue
 		}
-		if err := t.verifyRange(ctx, rng, head); err != nil {
+		if err := flush(ctx); err != nil {
 			return saved, err
 		}
-		if err := t.commit(ctx, pendingHits, pendingEvents); err != nil {
-			return saved, err
-		}
-		next := *saved
-		next.NextIndex = rng.End()
-		next.Range = cloneHashes(rng.Hashes())
-		if err := t.save(ctx, &next); err != nil {
-			return saved, err
-		}
-		saved = &next
-		lastCommit = next.NextIndex
-		pendingHits, pendingEvents = pendingHits[:0], pendingEvents[:0]
 	}
 	return saved, ctx.Err()
 }

@@ -668,3 +668,39 @@ func TestTailerStartBeyondTreeWaits(t *testing.T) {
 	}
 	checkHits(t, f.rec, want)
 }
+
+func TestTailerCommitsDownloadedEntriesOnStop(t *testing.T) {
+	f := newFixture(t)
+	f.log.SetPageSize(10)
+	watched := f.add(t, 400)
+	f.log.Publish()
+	f.log.SetDelay(20 * time.Millisecond)
+	opts := fastOpts()
+	opts.BatchSize = 10
+	opts.Concurrency = 1
+	opts.VerifyEvery = 1 << 20 // no periodic commit: only the stop commits
+	stop := run(t, f.tailer(t, zero(), opts, nil))
+	f.rec.await(t, "start", func() bool { return f.rec.checkpoint() != nil })
+	deadline := time.Now().Add(10 * time.Second)
+	for f.log.Requests(ctlogtest.EndpointGetEntries) < 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("no downloads")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	cp := f.rec.checkpoint()
+	if cp.NextIndex < 30 || cp.NextIndex >= 400 {
+		t.Fatalf("stopped with next index %d: want the downloaded entries (≥ 30) committed, not all 400", cp.NextIndex)
+	}
+	checkRange(t, cp, rootOf(t, f.log, cp.NextIndex))
+	var want []uint64
+	for _, i := range watched {
+		if i < cp.NextIndex {
+			want = append(want, i)
+		}
+	}
+	checkHits(t, f.rec, want)
+}
