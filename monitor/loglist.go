@@ -36,9 +36,10 @@ const logListFetchTimeout = 30 * time.Second
 // a key that does not parse, a log_id that is not the key's SHA-256, …).
 //
 // For RFC 6962 logs, URL is the list's url without its trailing slash. For
-// static logs, URL is the monitoring URL (where checkpoints and tiles are
-// read), also without a trailing slash, since Log has no separate field
-// for it. Start is nil (begin at the end) for every log.
+// static logs, URL is the submission URL, MonitoringURL the monitoring URL
+// (where checkpoints and tiles are read), both without a trailing slash, and
+// Origin the submission URL without its scheme. Start is nil (begin at the
+// end) for every log.
 //
 // err is non-nil only when data is not a log list at all. Hostile input
 // gives errors or skipped entries, never a panic.
@@ -65,7 +66,7 @@ func parseLogList(data []byte) (*loglist3.LogList, []Log, []string, error) {
 		skipped []string
 		seen    = map[cert.Hash]string{}
 	)
-	add := func(name, url, state string, kind Kind, key, listID []byte) {
+	add := func(name, url, monitoring, state string, kind Kind, key, listID []byte) {
 		label := fmt.Sprintf("%s (%s)", name, url)
 		reason := logListFollowable(state, url, key, listID)
 		if reason == "" {
@@ -74,13 +75,18 @@ func parseLogList(data []byte) (*loglist3.LogList, []Log, []string, error) {
 				reason = "same key as " + first
 			} else {
 				seen[id] = label
-				logs = append(logs, Log{
+				l := Log{
 					Name: name,
 					Kind: kind,
 					URL:  strings.TrimRight(url, "/"),
 					Key:  bytes.Clone(key),
 					ID:   id,
-				})
+				}
+				if kind == KindStatic {
+					l.MonitoringURL = strings.TrimRight(monitoring, "/")
+					l.Origin = StaticOrigin(l.URL)
+				}
+				logs = append(logs, l)
 				return
 			}
 		}
@@ -94,13 +100,13 @@ func parseLogList(data []byte) (*loglist3.LogList, []Log, []string, error) {
 			if l == nil {
 				continue
 			}
-			add(logListLogName(l.Description, op.Name, l.URL), l.URL, logListState(l.State), KindRFC6962, l.Key, l.LogID)
+			add(logListLogName(l.Description, op.Name, l.URL), l.URL, "", logListState(l.State), KindRFC6962, l.Key, l.LogID)
 		}
 		for _, l := range op.TiledLogs {
 			if l == nil {
 				continue
 			}
-			add(logListLogName(l.Description, op.Name, l.MonitoringURL), l.MonitoringURL, logListState(l.State), KindStatic, l.Key, l.LogID)
+			add(logListLogName(l.Description, op.Name, l.SubmissionURL), l.SubmissionURL, l.MonitoringURL, logListState(l.State), KindStatic, l.Key, l.LogID)
 		}
 	}
 	return ll, logs, skipped, nil
@@ -307,4 +313,14 @@ func logListReadCapped(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", logListMaxBytes)
 	}
 	return data, nil
+}
+
+// StaticOrigin is the default checkpoint origin of a static-ct-api log: its
+// submission URL without the scheme and without a trailing slash.
+func StaticOrigin(submissionURL string) string {
+	o := strings.TrimRight(submissionURL, "/")
+	if i := strings.Index(o, "://"); i >= 0 {
+		o = o[i+3:]
+	}
+	return o
 }

@@ -196,7 +196,7 @@ func TestParseLogListEntries(t *testing.T) {
 		{"retired", rfc(", " + state("retired")), nil, "state retired"},
 		{"rejected", rfc(", " + state("rejected")), nil, "state rejected"},
 		{"no state", rfc(""), nil, "no state"},
-		{"tiled usable", tiled(", " + state("usable")), &monitor.Log{Name: "T", Kind: monitor.KindStatic, URL: "https://mon.example/2025"}, ""},
+		{"tiled usable", tiled(", " + state("usable")), &monitor.Log{Name: "T", Kind: monitor.KindStatic, URL: "https://sub.example/2025", MonitoringURL: "https://mon.example/2025", Origin: "sub.example/2025"}, ""},
 		{"tiled retired", tiled(", " + state("retired")), nil, "state retired"},
 		{"wrong log_id", strings.Replace(rfc(", "+state("usable")), id, base64.StdEncoding.EncodeToString(make([]byte, 32)), 1), nil, "log_id"},
 		{"bad key", strings.Replace(rfc(", "+state("usable")), key, otherKey, 1), nil, "key"},

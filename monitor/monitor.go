@@ -28,8 +28,16 @@ type Log struct {
 	// Name is how the log is shown to people; it need not be unique.
 	Name string
 	Kind Kind
-	// URL is the RFC 6962 base URL (ending before "/ct/v1/").
+	// URL is the RFC 6962 base URL (ending before "/ct/v1/"), or a static
+	// log's submission prefix. Shown in hits; no trailing slash.
 	URL string
+	// MonitoringURL is a static log's read prefix (checkpoint, tiles,
+	// issuers); no trailing slash. Empty for RFC 6962 logs.
+	MonitoringURL string
+	// Origin is the first line a static log's checkpoints must carry, and
+	// the name its note signatures are made under: by default the
+	// submission URL without its scheme. Empty for RFC 6962 logs.
+	Origin string
 	// Key is the log's public key as DER SubjectPublicKeyInfo.
 	Key []byte
 	// ID is the RFC 6962 log ID: the SHA-256 of Key. It keys checkpoints.

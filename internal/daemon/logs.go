@@ -35,12 +35,14 @@ func explicitLogs(cfg *config.Config) []monitor.Log {
 	out := make([]monitor.Log, 0, len(cfg.Logs))
 	for _, lc := range cfg.Logs {
 		l := monitor.Log{
-			Name:  lc.Name,
-			Kind:  monitor.Kind(lc.Kind),
-			URL:   strings.TrimRight(lc.URL, "/"),
-			Key:   lc.Key,
-			ID:    sha256.Sum256(lc.Key),
-			Start: lc.Start,
+			Name:          lc.Name,
+			Kind:          monitor.Kind(lc.Kind),
+			URL:           strings.TrimRight(lc.URL, "/"),
+			MonitoringURL: strings.TrimRight(lc.MonitoringURL, "/"),
+			Origin:        lc.Origin,
+			Key:           lc.Key,
+			ID:            sha256.Sum256(lc.Key),
+			Start:         lc.Start,
 		}
 		out = append(out, l)
 	}
