@@ -3,18 +3,11 @@ package monitor
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/transparency-dev/merkle/compact"
@@ -25,53 +18,15 @@ import (
 	"github.com/ctwatch/ctwatch/event"
 )
 
-// shutdownFlush bounds the final commit of a tailer that is stopping.
-const shutdownFlush = 10 * time.Second
-
-// unreachableAfter is how many consecutive failed requests make a log
-// "unreachable" for the purpose of raising an event.
-const unreachableAfter = 5
-
-// TailerConfig holds what a tailer needs besides the log itself.
-type TailerConfig struct {
-	Fetch       FetchOptions
-	Matcher     Matcher
-	Publisher   Publisher
-	Checkpoints CheckpointStore
-	// HTTPClient is used for all requests; nil means a default client.
-	HTTPClient *http.Client
-	Logger     *slog.Logger
-}
-
-// Stats are running counts for one tailer, for status output and tests.
-type Stats struct {
-	TreeSize  uint64
-	NextIndex uint64
-	Processed uint64
-	Malformed uint64
-	Hits      uint64
-}
-
 // RFC6962Tailer follows one RFC 6962 log. It trusts nothing the log says:
 // every tree head's signature is checked, every new tree head is proven
 // consistent with the last verified one, and every downloaded entry is
 // proven to be in a signed tree before its hits are published and the
 // position advances.
 type RFC6962Tailer struct {
-	log      *Log
-	cfg      TailerConfig
-	fetch    *fetcher
+	*tailer
 	verifier *ct.SignatureVerifier
 	ranges   *compact.RangeFactory
-	logger   *slog.Logger
-	key      string // checkpoint key: hex log ID
-
-	unreachableRaised atomic.Bool
-	treeSize          atomic.Uint64
-	nextIndex         atomic.Uint64
-	processed         atomic.Uint64
-	malformed         atomic.Uint64
-	hits              atomic.Uint64
 }
 
 // newRangeFactory returns the factory for compact ranges of RFC 6962 trees.
@@ -81,47 +36,15 @@ func newRangeFactory() *compact.RangeFactory {
 
 // NewRFC6962Tailer checks the log's key and returns a tailer ready to Run.
 func NewRFC6962Tailer(l *Log, cfg TailerConfig) (*RFC6962Tailer, error) {
-	if cfg.Matcher == nil || cfg.Publisher == nil || cfg.Checkpoints == nil {
-		return nil, errors.New("rfc6962 tailer: matcher, publisher and checkpoint store are required")
-	}
-	pub, err := x509.ParsePKIXPublicKey(l.Key)
+	base, pub, err := newTailer(l, l.URL, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("log %s: parse key: %w", l.Name, err)
+		return nil, err
 	}
 	v, err := ct.NewSignatureVerifier(pub)
 	if err != nil {
 		return nil, fmt.Errorf("log %s: %w", l.Name, err)
 	}
-	if l.ID == (cert.Hash{}) {
-		l.ID = sha256.Sum256(l.Key)
-	}
-	cfg.Fetch = cfg.Fetch.withDefaults()
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	t := &RFC6962Tailer{
-		log:      l,
-		cfg:      cfg,
-		fetch:    newFetcher(l.URL, cfg.HTTPClient, cfg.Fetch),
-		verifier: v,
-		ranges:   newRangeFactory(),
-		logger:   logger.With("log", l.Name),
-		key:      hex.EncodeToString(l.ID[:]),
-	}
-	t.fetch.onFailure = t.requestFailed
-	return t, nil
-}
-
-// Stats returns the tailer's running counts. It is safe for concurrent use.
-func (t *RFC6962Tailer) Stats() Stats {
-	return Stats{
-		TreeSize:  t.treeSize.Load(),
-		NextIndex: t.nextIndex.Load(),
-		Processed: t.processed.Load(),
-		Malformed: t.malformed.Load(),
-		Hits:      t.hits.Load(),
-	}
+	return &RFC6962Tailer{tailer: base, verifier: v, ranges: newRangeFactory()}, nil
 }
 
 // Run follows the log until ctx ends, then returns ctx's error. Failures of
@@ -129,51 +52,8 @@ func (t *RFC6962Tailer) Stats() Stats {
 // Run returns early only when the checkpoint store or publisher fails, since
 // continuing then could lose hits.
 func (t *RFC6962Tailer) Run(ctx context.Context) error {
-	cp, err := t.cfg.Checkpoints.Load(ctx, t.key)
-	if err != nil {
-		return fmt.Errorf("log %s: load checkpoint: %w", t.log.Name, err)
-	}
-	if cp != nil {
-		t.treeSize.Store(cp.TreeSize)
-		t.nextIndex.Store(cp.NextIndex)
-		t.logger.Info("resuming", "next_index", cp.NextIndex, "tree_size", cp.TreeSize)
-	}
-	for {
-		next, err := t.step(ctx, cp)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var fatal *fatalError
-			if errors.As(err, &fatal) {
-				return fmt.Errorf("log %s: %w", t.log.Name, fatal.err)
-			}
-			t.logger.Warn("tailing step failed", "err", err)
-		}
-		if next != nil {
-			cp = next
-		}
-		if t.fetch.failures.Load() == 0 {
-			// The log answers again: a later outage deserves a new event.
-			t.unreachableRaised.Store(false)
-		}
-		// Poll again after the interval unless there is a known backlog
-		// to work through (no checkpoint yet means nothing to work on).
-		caughtUp := cp == nil || cp.NextIndex >= cp.TreeSize
-		if caughtUp || err != nil {
-			if err := sleep(ctx, t.cfg.Fetch.PollInterval); err != nil {
-				return err
-			}
-		}
-	}
+	return t.run(ctx, t.step)
 }
-
-// fatalError marks failures of our own storage, after which the tailer
-// must stop rather than risk advancing past unpublished hits.
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return e.err.Error() }
-func (e *fatalError) Unwrap() error { return e.err }
 
 // sth is a tree head whose signature has been verified.
 type sth struct {
@@ -508,31 +388,6 @@ func (t *RFC6962Tailer) download(ctx context.Context, cp *Checkpoint) (*Checkpoi
 	return saved, ctx.Err()
 }
 
-// commit publishes verified hits and malformed-entry events durably. It is
-// the step that must finish before a checkpoint may move past them.
-func (t *RFC6962Tailer) commit(ctx context.Context, hits []event.Hit, events []event.LogEvent) error {
-	if len(hits) > 0 {
-		if err := t.cfg.Publisher.PublishHits(ctx, hits); err != nil {
-			return &fatalError{fmt.Errorf("publish %d hits: %w", len(hits), err)}
-		}
-		t.hits.Add(uint64(len(hits)))
-	}
-	for _, ev := range events {
-		if err := t.cfg.Publisher.PublishEvent(ctx, ev); err != nil {
-			return &fatalError{fmt.Errorf("publish event: %w", err)}
-		}
-	}
-	return nil
-}
-
-func (t *RFC6962Tailer) save(ctx context.Context, cp *Checkpoint) error {
-	if err := t.cfg.Checkpoints.Save(ctx, t.key, cp); err != nil {
-		return &fatalError{fmt.Errorf("save checkpoint: %w", err)}
-	}
-	t.nextIndex.Store(cp.NextIndex)
-	return nil
-}
-
 // fetchBatch downloads [start, end), asking again for the rest when the log
 // returns a short page, then hashes, decodes and matches every entry.
 func (t *RFC6962Tailer) fetchBatch(ctx context.Context, start, end uint64) batchResult {
@@ -575,35 +430,4 @@ func (t *RFC6962Tailer) processEntry(index uint64, le ct.LeafEntry, res *batchRe
 	}
 	hits := t.cfg.Matcher.Match(&Entry{Log: t.log, Index: index, Timestamp: ts, Cert: c})
 	res.hits = append(res.hits, hits...)
-}
-
-// requestFailed raises a log-unreachable event once per outage, when
-// enough consecutive requests have failed.
-func (t *RFC6962Tailer) requestFailed(ctx context.Context, consecutive int64, err error) {
-	t.logger.Debug("request failed", "consecutive", consecutive, "err", err)
-	if consecutive >= unreachableAfter && t.unreachableRaised.CompareAndSwap(false, true) {
-		t.raise(ctx, event.LogUnreachable, "unreachable:"+time.Now().UTC().Format(time.RFC3339),
-			fmt.Sprintf("%d consecutive requests failed; last error: %v", consecutive, err))
-	}
-}
-
-func (t *RFC6962Tailer) newEvent(kind event.LogEventKind, subject, detail string, index uint64) event.LogEvent {
-	sum := sha256.Sum256([]byte(t.key + "\x00" + string(kind) + "\x00" + subject))
-	return event.LogEvent{
-		ID:     hex.EncodeToString(sum[:16]),
-		Kind:   kind,
-		Log:    event.LogRef{Name: t.log.Name, URL: t.log.URL, Index: index},
-		Time:   time.Now().UTC(),
-		Detail: detail,
-	}
-}
-
-// raise reports a log event now. Publishing failures are logged, not
-// returned: the event is about the log, and the tailer is already not
-// advancing because of it.
-func (t *RFC6962Tailer) raise(ctx context.Context, kind event.LogEventKind, subject, detail string) {
-	t.logger.Warn("log event", "kind", kind, "detail", detail)
-	if err := t.cfg.Publisher.PublishEvent(ctx, t.newEvent(kind, subject, detail, t.nextIndex.Load())); err != nil {
-		t.logger.Error("publish log event", "kind", kind, "err", err)
-	}
 }

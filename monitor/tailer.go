@@ -1,0 +1,210 @@
+package monitor
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/ctwatch/ctwatch/cert"
+	"github.com/ctwatch/ctwatch/event"
+)
+
+// tailer is what the tailers of both log kinds share: the log, the
+// politeness of its fetcher, the commit step (publish, then checkpoint),
+// events and counters. The protocol-specific tailers embed it.
+type tailer struct {
+	log    *Log
+	cfg    TailerConfig
+	fetch  *fetcher
+	logger *slog.Logger
+	key    string // checkpoint key: hex log ID
+
+	unreachableRaised atomic.Bool
+	treeSize          atomic.Uint64
+	nextIndex         atomic.Uint64
+	processed         atomic.Uint64
+	malformed         atomic.Uint64
+	hits              atomic.Uint64
+}
+
+// newTailer checks the configuration and the log's key (returned parsed)
+// and builds the shared part of a tailer that fetches from base.
+func newTailer(l *Log, base string, cfg TailerConfig) (*tailer, any, error) {
+	if cfg.Matcher == nil || cfg.Publisher == nil || cfg.Checkpoints == nil {
+		return nil, nil, errors.New("tailer: matcher, publisher and checkpoint store are required")
+	}
+	pub, err := x509.ParsePKIXPublicKey(l.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("log %s: parse key: %w", l.Name, err)
+	}
+	if l.ID == (cert.Hash{}) {
+		l.ID = sha256.Sum256(l.Key)
+	}
+	cfg.Fetch = cfg.Fetch.withDefaults()
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	t := &tailer{
+		log:    l,
+		cfg:    cfg,
+		fetch:  newFetcher(base, cfg.HTTPClient, cfg.Fetch),
+		logger: logger.With("log", l.Name),
+		key:    hex.EncodeToString(l.ID[:]),
+	}
+	t.fetch.onFailure = t.requestFailed
+	return t, pub, nil
+}
+
+// fatalError marks failures of our own storage, after which the tailer
+// must stop rather than risk advancing past unpublished hits.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+func (e *fatalError) Unwrap() error { return e.err }
+
+// Stats returns the tailer's running counts. It is safe for concurrent use.
+func (t *tailer) Stats() Stats {
+	return Stats{
+		TreeSize:  t.treeSize.Load(),
+		NextIndex: t.nextIndex.Load(),
+		Processed: t.processed.Load(),
+		Malformed: t.malformed.Load(),
+		Hits:      t.hits.Load(),
+	}
+}
+
+// Run follows the log until ctx ends, then returns ctx's error. Failures of
+// the log (unreachable, misbehaving) are reported as events and retried;
+// Run returns early only when the checkpoint store or publisher fails, since
+// continuing then could lose hits.
+func (t *tailer) run(ctx context.Context, step func(context.Context, *Checkpoint) (*Checkpoint, error)) error {
+	cp, err := t.cfg.Checkpoints.Load(ctx, t.key)
+	if err != nil {
+		return fmt.Errorf("log %s: load checkpoint: %w", t.log.Name, err)
+	}
+	if cp != nil {
+		t.treeSize.Store(cp.TreeSize)
+		t.nextIndex.Store(cp.NextIndex)
+		t.logger.Info("resuming", "next_index", cp.NextIndex, "tree_size", cp.TreeSize)
+	}
+	for {
+		next, err := step(ctx, cp)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var fatal *fatalError
+			if errors.As(err, &fatal) {
+				return fmt.Errorf("log %s: %w", t.log.Name, fatal.err)
+			}
+			t.logger.Warn("tailing step failed", "err", err)
+		}
+		if next != nil {
+			cp = next
+		}
+		if t.fetch.failures.Load() == 0 {
+			// The log answers again: a later outage deserves a new event.
+			t.unreachableRaised.Store(false)
+		}
+		// Poll again after the interval unless there is a known backlog
+		// to work through (no checkpoint yet means nothing to work on).
+		caughtUp := cp == nil || cp.NextIndex >= cp.TreeSize
+		if caughtUp || err != nil {
+			if err := sleep(ctx, t.cfg.Fetch.PollInterval); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// commit publishes verified hits and malformed-entry events durably. It is
+// the step that must finish before a checkpoint may move past them.
+func (t *tailer) commit(ctx context.Context, hits []event.Hit, events []event.LogEvent) error {
+	if len(hits) > 0 {
+		if err := t.cfg.Publisher.PublishHits(ctx, hits); err != nil {
+			return &fatalError{fmt.Errorf("publish %d hits: %w", len(hits), err)}
+		}
+		t.hits.Add(uint64(len(hits)))
+	}
+	for _, ev := range events {
+		if err := t.cfg.Publisher.PublishEvent(ctx, ev); err != nil {
+			return &fatalError{fmt.Errorf("publish event: %w", err)}
+		}
+	}
+	return nil
+}
+
+func (t *tailer) save(ctx context.Context, cp *Checkpoint) error {
+	if err := t.cfg.Checkpoints.Save(ctx, t.key, cp); err != nil {
+		return &fatalError{fmt.Errorf("save checkpoint: %w", err)}
+	}
+	t.nextIndex.Store(cp.NextIndex)
+	return nil
+}
+
+// requestFailed raises a log-unreachable event once per outage, when
+// enough consecutive requests have failed.
+func (t *tailer) requestFailed(ctx context.Context, consecutive int64, err error) {
+	t.logger.Debug("request failed", "consecutive", consecutive, "err", err)
+	if consecutive >= unreachableAfter && t.unreachableRaised.CompareAndSwap(false, true) {
+		t.raise(ctx, event.LogUnreachable, "unreachable:"+time.Now().UTC().Format(time.RFC3339),
+			fmt.Sprintf("%d consecutive requests failed; last error: %v", consecutive, err))
+	}
+}
+
+func (t *tailer) newEvent(kind event.LogEventKind, subject, detail string, index uint64) event.LogEvent {
+	sum := sha256.Sum256([]byte(t.key + "\x00" + string(kind) + "\x00" + subject))
+	return event.LogEvent{
+		ID:     hex.EncodeToString(sum[:16]),
+		Kind:   kind,
+		Log:    event.LogRef{Name: t.log.Name, URL: t.log.URL, Index: index},
+		Time:   time.Now().UTC(),
+		Detail: detail,
+	}
+}
+
+// raise reports a log event now. Publishing failures are logged, not
+// returned: the event is about the log, and the tailer is already not
+// advancing because of it.
+func (t *tailer) raise(ctx context.Context, kind event.LogEventKind, subject, detail string) {
+	t.logger.Warn("log event", "kind", kind, "detail", detail)
+	if err := t.cfg.Publisher.PublishEvent(ctx, t.newEvent(kind, subject, detail, t.nextIndex.Load())); err != nil {
+		t.logger.Error("publish log event", "kind", kind, "err", err)
+	}
+}
+
+// TailerConfig holds what a tailer needs besides the log itself.
+type TailerConfig struct {
+	Fetch       FetchOptions
+	Matcher     Matcher
+	Publisher   Publisher
+	Checkpoints CheckpointStore
+	// HTTPClient is used for all requests; nil means a default client.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+// Stats are running counts for one tailer, for status output and tests.
+type Stats struct {
+	TreeSize  uint64
+	NextIndex uint64
+	Processed uint64
+	Malformed uint64
+	Hits      uint64
+}
+
+// shutdownFlush bounds the final commit of a tailer that is stopping.
+const shutdownFlush = 10 * time.Second
+
+// unreachableAfter is how many consecutive failed requests make a log
+// "unreachable" for the purpose of raising an event.
+const unreachableAfter = 5
