@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -251,10 +252,22 @@ type ctwatchConfig struct {
 	dataDir   string
 	logName   string
 	logURL    string
-	logKey    string // base64 DER SPKI
+	logKey    string     // base64 DER SPKI
+	logs      []logEntry // when set, the logs instead of logName, logURL and logKey
 	rulesFile string
 	hitsFile  string
 	monitor   string // extra lines of the monitor section, indented by 2
+}
+
+// logEntry is one entry of the config's logs list, followed from index 0.
+type logEntry struct {
+	name string
+	kind string // "rfc6962" or "static"
+	url  string // RFC 6962 base URL, or a static log's submission prefix
+	key  string // base64 DER SPKI
+	// monitoringURL and origin are for static logs only.
+	monitoringURL string
+	origin        string
 }
 
 // write writes the config to path.
@@ -265,8 +278,20 @@ func (c ctwatchConfig) write(t *testing.T, path string) {
 	b.WriteString("log_level: info\nlog_format: text\n")
 	b.WriteString("log_list: \"\"\n")
 	b.WriteString("logs:\n")
-	fmt.Fprintf(&b, "  - name: %s\n    kind: rfc6962\n    url: %s\n    key: %s\n    start: 0\n",
-		yamlQuote(c.logName), yamlQuote(c.logURL), yamlQuote(c.logKey))
+	logs := c.logs
+	if len(logs) == 0 {
+		logs = []logEntry{{name: c.logName, kind: "rfc6962", url: c.logURL, key: c.logKey}}
+	}
+	for _, l := range logs {
+		fmt.Fprintf(&b, "  - name: %s\n    kind: %s\n    url: %s\n    key: %s\n    start: 0\n",
+			yamlQuote(l.name), l.kind, yamlQuote(l.url), yamlQuote(l.key))
+		if l.monitoringURL != "" {
+			fmt.Fprintf(&b, "    monitoring_url: %s\n", yamlQuote(l.monitoringURL))
+		}
+		if l.origin != "" {
+			fmt.Fprintf(&b, "    origin: %s\n", yamlQuote(l.origin))
+		}
+	}
 	b.WriteString("monitor:\n")
 	b.WriteString(c.monitor)
 	b.WriteString("rules:\n")
@@ -275,5 +300,129 @@ func (c ctwatchConfig) write(t *testing.T, path string) {
 	fmt.Fprintf(&b, "  - {name: file, type: jsonl, path: %s}\n", yamlQuote(c.hitsFile))
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatalf("write config: %v", err)
+	}
+}
+
+// startPeer starts a real CT log with `scripts/peers/<script> start dir
+// rootsPEM` and returns the KEY=VALUE pairs of dir/env. It stops the log
+// when the test ends (after a half-done start too: the scripts' stop is
+// idempotent), and when the test fails it shows the tails of logs, files
+// in dir named by the caller. A failure to start fails the test.
+func startPeer(t *testing.T, script, dir, rootsPEM string, logs ...string) map[string]string {
+	t.Helper()
+	path, err := filepath.Abs(filepath.Join(moduleRoot, "scripts", "peers", script))
+	if err != nil {
+		t.Fatalf("script path: %v", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("mkdir: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "bash", path, "stop", dir).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s stop: %v\n%s", script, err, out)
+		}
+	})
+	var logPaths []string
+	for _, l := range logs {
+		logPaths = append(logPaths, filepath.Join(dir, l))
+	}
+	dumpOnFailure(t, logPaths...)
+
+	// The output goes to a file, not a pipe: the servers the script leaves
+	// running would otherwise hold the pipe open.
+	outPath := filepath.Join(filepath.Dir(dir), filepath.Base(dir)+"-start.out")
+	out, err := os.Create(outPath)
+	if err != nil {
+		t.Fatalf("create %s: %v", outPath, err)
+	}
+	defer out.Close()
+	// Generous: on a fresh machine the script builds the peers (minutes).
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", path, "start", dir, rootsPEM)
+	cmd.Stdout = out
+	cmd.Stderr = out
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s start: %v\n%s", script, err, tail(outPath, 80))
+	}
+	t.Logf("%s: log ready in %v", script, time.Since(start).Round(time.Millisecond))
+	return readEnvFile(t, filepath.Join(dir, "env"))
+}
+
+// checkLogHits judges the JSONL hits of a clean run over one log named
+// logName at logURL, where index gives each submitted certificate's position
+// (by SHA-256): exactly one hit per watched certificate, at its index, with
+// the certificate's details; exactly one for the precertificate/final pair;
+// none for unwatched ones or anything never submitted.
+func checkLogHits(t *testing.T, hits []hitLine, subs []*submitted, index map[string]uint64, logName, logURL string, pre, final *submitted) {
+	t.Helper()
+	bySHA := map[string]*submitted{}
+	for _, s := range subs {
+		bySHA[s.sha] = s
+	}
+	lines := map[string]int{} // cert sha256 -> hit lines
+	pairTBS := map[string]int{}
+	for _, hl := range hits {
+		h := hl.hit
+		sub := bySHA[h.Cert.SHA256]
+		if sub == nil {
+			t.Errorf("line %d: hit for a certificate the test never submitted: %+v", hl.line, h)
+			continue
+		}
+		if !sub.watched {
+			t.Errorf("line %d: hit for unwatched certificate %s %v (rule %q)", hl.line, sub.label, sub.names, h.Rule)
+			continue
+		}
+		lines[sub.sha]++
+		if h.Rule != "e2e-names" || h.Severity != event.SeverityHigh {
+			t.Errorf("line %d: rule %q severity %q, want e2e-names high", hl.line, h.Rule, h.Severity)
+		}
+		if h.ID == "" || h.Reason == "" {
+			t.Errorf("line %d: empty id or reason: %+v", hl.line, h)
+		}
+		if h.Log == nil {
+			t.Errorf("line %d: hit has no log reference", hl.line)
+		} else {
+			if h.Log.Name != logName || h.Log.URL != logURL {
+				t.Errorf("line %d: log %q %q, want %q %q", hl.line, h.Log.Name, h.Log.URL, logName, logURL)
+			}
+			if want := index[sub.sha]; h.Log.Index != want {
+				t.Errorf("line %d: %s at log.index %d, but the log has it at %d", hl.line, sub.label, h.Log.Index, want)
+			}
+		}
+		if h.Cert.TBSSHA256 != sub.tbs {
+			t.Errorf("line %d: %s tbs_sha256 %s, want %s", hl.line, sub.label, h.Cert.TBSSHA256, sub.tbs)
+		}
+		if h.Cert.Precert != sub.precert {
+			t.Errorf("line %d: %s precert = %v, want %v", hl.line, sub.label, h.Cert.Precert, sub.precert)
+		}
+		if got, want := sortedSet(h.Cert.DNSNames), sortedSet(sub.names); !slices.Equal(got, want) {
+			t.Errorf("line %d: %s dns_names %v, want %v", hl.line, sub.label, got, want)
+		}
+		if h.Cert.Subject == "" || h.Cert.Issuer == "" || h.Cert.IssuerSPKISHA256 == "" {
+			t.Errorf("line %d: %s lacks subject, issuer or issuer_spki_sha256: %+v", hl.line, sub.label, h.Cert)
+		}
+		if !h.Cert.NotBefore.Before(h.Cert.NotAfter) {
+			t.Errorf("line %d: %s validity %v..%v", hl.line, sub.label, h.Cert.NotBefore, h.Cert.NotAfter)
+		}
+		if sub == pre || sub == final {
+			pairTBS[h.Cert.TBSSHA256]++
+		}
+	}
+	for _, s := range subs {
+		switch {
+		case !s.watched || s == pre || s == final:
+		case lines[s.sha] == 0:
+			t.Errorf("no hit for watched certificate %s %v (sha256 %s, index %d)", s.label, s.names, s.sha, index[s.sha])
+		case lines[s.sha] > 1:
+			t.Errorf("%d hits for %s, want exactly one (a clean run writes no duplicates)", lines[s.sha], s.label)
+		}
+	}
+	if len(pairTBS) != 1 || pairTBS[pre.tbs] != 1 {
+		t.Errorf("precert/final pair: hits per tbs_sha256 = %v, want exactly one hit, for %s", pairTBS, pre.tbs)
 	}
 }

@@ -4,12 +4,9 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/base64"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,52 +29,13 @@ type rfc6962Peer struct {
 // caller, may skip it.
 func startRFC6962(t *testing.T, dir, rootsPEM string) rfc6962Peer {
 	t.Helper()
-	script, err := filepath.Abs(filepath.Join(moduleRoot, "scripts", "peers", "rfc6962.sh"))
-	if err != nil {
-		t.Fatalf("script path: %v", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("mkdir: %v", err)
-	}
-	// Stop even after a half-done start; the script's stop is idempotent.
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "bash", script, "stop", dir).CombinedOutput()
-		if err != nil {
-			t.Errorf("rfc6962.sh stop: %v\n%s", err, out)
-		}
-	})
-	dumpOnFailure(t,
-		filepath.Join(dir, "trillian_log_server.log"),
-		filepath.Join(dir, "trillian_log_signer.log"),
-		filepath.Join(dir, "ct_server.log"))
-
-	// The output goes to a file, not a pipe: the servers the script leaves
-	// running would otherwise hold the pipe open.
-	outPath := filepath.Join(filepath.Dir(dir), filepath.Base(dir)+"-start.out")
-	out, err := os.Create(outPath)
-	if err != nil {
-		t.Fatalf("create %s: %v", outPath, err)
-	}
-	defer out.Close()
-	// Generous: on a fresh machine the script builds the peers (minutes).
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script, "start", dir, rootsPEM)
-	cmd.Stdout = out
-	cmd.Stderr = out
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("rfc6962.sh start: %v\n%s", err, tail(outPath, 80))
-	}
-	t.Logf("real RFC 6962 log ready in %v", time.Since(start).Round(time.Millisecond))
-
-	env := readEnvFile(t, filepath.Join(dir, "env"))
+	env := startPeer(t, "rfc6962.sh", dir, rootsPEM,
+		"trillian_log_server.log", "trillian_log_signer.log", "ct_server.log")
 	p := rfc6962Peer{url: env["CT_URL"], keyB64: env["CT_KEY"]}
 	if p.url == "" || p.keyB64 == "" {
 		t.Fatalf("env file lacks CT_URL or CT_KEY: %v", env)
 	}
+	var err error
 	if p.key, err = base64.StdEncoding.DecodeString(p.keyB64); err != nil {
 		t.Fatalf("CT_KEY is not base64: %v", err)
 	}

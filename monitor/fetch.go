@@ -137,12 +137,37 @@ func newFetcher(base string, client *http.Client, opts FetchOptions) *fetcher {
 	return &fetcher{base: strings.TrimRight(base, "/"), client: client, limiter: lim, opts: opts}
 }
 
-// get fetches base+path?params into out, retrying transient failures until
-// ctx ends. A 4xx other than 408/429 is not retried: the request itself is
-// wrong and repeating it will not help.
+// get fetches base+path?params and decodes the JSON body into out,
+// retrying transient failures (a body that does not decode is one: logs
+// behind flaky proxies truncate responses) until ctx ends.
 func (f *fetcher) get(ctx context.Context, path string, params url.Values, out any) error {
+	return f.fetchRetry(ctx, path, params, func(body []byte) error {
+		if err := json.Unmarshal(body, out); err != nil {
+			return fmt.Errorf("decode %s response: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// getRaw fetches base+path?params and returns the body, retrying like get.
+func (f *fetcher) getRaw(ctx context.Context, path string, params url.Values) ([]byte, error) {
+	var out []byte
+	err := f.fetchRetry(ctx, path, params, func(body []byte) error {
+		out = body
+		return nil
+	})
+	return out, err
+}
+
+// fetchRetry fetches until use accepts the body or ctx ends. A 4xx other
+// than 408/429 is not retried: the request itself is wrong (or the
+// resource absent) and repeating it will not help.
+func (f *fetcher) fetchRetry(ctx context.Context, path string, params url.Values, use func([]byte) error) error {
 	for attempt := 0; ; attempt++ {
-		err := f.getOnce(ctx, path, params, out)
+		body, err := f.getOnce(ctx, path, params)
+		if err == nil {
+			err = use(body)
+		}
 		if err == nil {
 			f.failures.Store(0)
 			return nil
@@ -170,9 +195,10 @@ func (f *fetcher) get(ctx context.Context, path string, params url.Values, out a
 	}
 }
 
-func (f *fetcher) getOnce(ctx context.Context, path string, params url.Values, out any) error {
+// getOnce makes one request and returns the body of a 200 response.
+func (f *fetcher) getOnce(ctx context.Context, path string, params url.Values) ([]byte, error) {
 	if err := f.limiter.Wait(ctx); err != nil {
-		return fmt.Errorf("rate limit wait: %w", err)
+		return nil, fmt.Errorf("rate limit wait: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
@@ -182,36 +208,33 @@ func (f *fetcher) getOnce(ctx context.Context, path string, params url.Values, o
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("get %s: %w", path, err)
+		return nil, fmt.Errorf("get %s: %w", path, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.opts.MaxResponseBytes+1))
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if int64(len(body)) > f.opts.MaxResponseBytes {
-		return fmt.Errorf("get %s: %w (%d bytes)", path, errTooLarge, f.opts.MaxResponseBytes)
+		return nil, fmt.Errorf("get %s: %w (%d bytes)", path, errTooLarge, f.opts.MaxResponseBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
 		snippet := string(body)
 		if len(snippet) > 200 {
 			snippet = snippet[:200]
 		}
-		return fmt.Errorf("get %s: %w", path, &httpError{
+		return nil, fmt.Errorf("get %s: %w", path, &httpError{
 			Status:     resp.StatusCode,
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 			Body:       strings.TrimSpace(snippet),
 		})
 	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("decode %s response: %w", path, err)
-	}
-	return nil
+	return body, nil
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.

@@ -207,7 +207,7 @@ func (f *fixture) tailer(t *testing.T, start *uint64, opts monitor.FetchOptions,
 
 // run starts the tailer and returns a function that stops it and returns
 // Run's error.
-func run(t *testing.T, tl *monitor.RFC6962Tailer) func() error {
+func run(t *testing.T, tl interface{ Run(context.Context) error }) func() error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)

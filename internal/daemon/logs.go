@@ -89,6 +89,11 @@ func fetchOptions(m config.Monitor) monitor.FetchOptions {
 	return o
 }
 
+// runner is a tailer of either log kind.
+type runner interface {
+	Run(ctx context.Context) error
+}
+
 // runningTailer is one tailer goroutine and how to stop it.
 type runningTailer struct {
 	log  monitor.Log
@@ -141,10 +146,6 @@ func (s *supervisor) apply(logs []monitor.Log) {
 }
 
 func (s *supervisor) start(id string, l monitor.Log) error {
-	if l.Kind != monitor.KindRFC6962 {
-		s.logger.Warn("log kind not supported yet; skipping", "log", l.Name, "kind", l.Kind)
-		return nil
-	}
 	opts := s.fetch
 	if lc, ok := s.perLog[l.Name]; ok {
 		if lc.Concurrency > 0 {
@@ -158,14 +159,24 @@ func (s *supervisor) start(id string, l monitor.Log) error {
 		}
 	}
 	log := l
-	t, err := monitor.NewRFC6962Tailer(&log, monitor.TailerConfig{
+	tc := monitor.TailerConfig{
 		Fetch:       opts,
 		Matcher:     s.matcher,
 		Publisher:   s.publisher,
 		Checkpoints: s.checkpoints,
 		HTTPClient:  s.client,
 		Logger:      s.logger,
-	})
+	}
+	var t runner
+	var err error
+	switch l.Kind {
+	case monitor.KindRFC6962:
+		t, err = monitor.NewRFC6962Tailer(&log, tc)
+	case monitor.KindStatic:
+		t, err = monitor.NewStaticTailer(&log, tc)
+	default:
+		err = fmt.Errorf("unknown log kind %q", l.Kind)
+	}
 	if err != nil {
 		return err
 	}
