@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -80,86 +78,5 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 		monitor:   "  poll_interval: 500ms\n  batch_size: 100\n  concurrency: 4\n  verify_every: 500\n  rate: 0\n",
 	}.write(t, cfgPath)
 
-	// distinct counts the watched certificates with at least one hit.
-	distinct := func() int {
-		hits, _ := readHits(hitsPath) // malformed lines are judged at the end
-		seen := map[string]bool{}
-		for _, h := range hits {
-			if _, ok := watched[h.hit.Cert.SHA256]; ok {
-				seen[h.hit.Cert.SHA256] = true
-			}
-		}
-		return len(seen)
-	}
-
-	for i, frac := range []float64{0.10, 0.35, 0.60} {
-		run := startProcess(t, fmt.Sprintf("ctwatch run #%d", i+1), logPath, bin, "run", "--config", cfgPath)
-		want := int(frac * watchedN)
-		pollUntil(t, fmt.Sprintf("%d watched hits before SIGKILL #%d", want, i+1), 120*time.Second, run.done,
-			func() (bool, string) {
-				n := distinct()
-				return n >= want, fmt.Sprintf("%d of %d watched certificates have hits", n, watchedN)
-			})
-		run.kill9(t)
-		n := distinct()
-		t.Logf("SIGKILL #%d with %d of %d watched certificates in the sink", i+1, n, watchedN)
-		if n >= watchedN {
-			t.Fatalf("the backfill ended before SIGKILL #%d: the test no longer crashes ctwatch mid-way; slow the log down", i+1)
-		}
-	}
-
-	run := startProcess(t, "ctwatch run (final)", logPath, bin, "run", "--config", cfgPath)
-	pollUntil(t, "hits for every watched certificate", 120*time.Second, run.done, func() (bool, string) {
-		n := distinct()
-		return n == watchedN, fmt.Sprintf("%d of %d watched certificates have hits", n, watchedN)
-	})
-	run.signal(t, syscall.SIGTERM)
-	if code := run.wait(t, 60*time.Second); code != 0 {
-		t.Fatalf("ctwatch run exited with %d after SIGTERM, want 0", code)
-	}
-
-	hits, err := readHits(hitsPath)
-	if err != nil {
-		t.Errorf("after SIGKILLs the JSONL file must still hold one hit per line: %v", err)
-	}
-	ids := map[string]bool{}
-	indexes := map[uint64]bool{}
-	var wrong []string // one message per bad line; the first few are shown
-	for _, hl := range hits {
-		h := hl.hit
-		if idx, ok := unwatched[h.Cert.SHA256]; ok {
-			wrong = append(wrong, fmt.Sprintf("line %d: hit for unwatched certificate at index %d: %v", hl.line, idx, h.Cert.DNSNames))
-			continue
-		}
-		idx, ok := watched[h.Cert.SHA256]
-		if !ok {
-			wrong = append(wrong, fmt.Sprintf("line %d: hit for a certificate not in the log: %+v", hl.line, h))
-			continue
-		}
-		if h.Log == nil || h.Log.Index != idx {
-			wrong = append(wrong, fmt.Sprintf("line %d: log reference %+v, want index %d", hl.line, h.Log, idx))
-			continue
-		}
-		if h.Rule != "restart-names" {
-			wrong = append(wrong, fmt.Sprintf("line %d: rule %q, want restart-names", hl.line, h.Rule))
-		}
-		ids[h.ID] = true
-		indexes[idx] = true
-	}
-	if len(wrong) > 0 {
-		t.Errorf("%d wrong hit lines, the first ones:\n%s", len(wrong), strings.Join(wrong[:min(len(wrong), 10)], "\n"))
-	}
-	var skipped []uint64
-	for _, idx := range watched {
-		if !indexes[idx] {
-			skipped = append(skipped, idx)
-		}
-	}
-	if len(skipped) > 0 {
-		t.Errorf("%d watched log indexes have no hit (lost across a crash), e.g. %v", len(skipped), skipped[:min(len(skipped), 20)])
-	}
-	if len(ids) != watchedN {
-		t.Errorf("%d distinct hit ids, want %d (one per watched certificate)", len(ids), watchedN)
-	}
-	t.Logf("%d hit lines, %d distinct ids: %d duplicates after 3 SIGKILLs", len(hits), len(ids), len(hits)-len(ids))
+	killDuringBackfill(t, bin, cfgPath, logPath, hitsPath, "restart-names", watched, unwatched)
 }

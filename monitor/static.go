@@ -345,6 +345,11 @@ func (t *StaticTailer) processEntry(ctx context.Context, index uint64, entry []b
 	}
 	chain := t.chain(ctx, leaf.Chain)
 	c, err := cert.FromTileLeaf(leaf, chain)
+	if err != nil && len(chain) > 0 {
+		// A broken chain must not hide the certificate: decode it alone.
+		malformed("chain could not be decoded: %v", err)
+		c, err = cert.FromTileLeaf(leaf, nil)
+	}
 	if err != nil {
 		malformed("could not be decoded: %v", err)
 		return nil, events

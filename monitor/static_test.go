@@ -192,6 +192,7 @@ func TestStaticTailerRetries(t *testing.T) {
 		{"503 on checkpoint", func(l *statictest.Log) { l.FailNext("/mon/checkpoint", 3, http.StatusServiceUnavailable, 0) }},
 		{"500s on issuers", func(l *statictest.Log) { l.FailNext("/mon/issuer/", 3, http.StatusInternalServerError, 0) }},
 		{"gzip", func(l *statictest.Log) { l.SetGzip(true) }},
+		{"gzip unasked", func(l *statictest.Log) { l.SetForceGzip(true) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newStaticFixture(t)

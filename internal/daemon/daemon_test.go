@@ -26,6 +26,7 @@ import (
 	"github.com/ctwatch/ctwatch/internal/daemon"
 	"github.com/ctwatch/ctwatch/internal/testca"
 	"github.com/ctwatch/ctwatch/monitor/ctlogtest"
+	"github.com/ctwatch/ctwatch/monitor/statictest"
 )
 
 // setup is a test log with watched and unwatched certificates, a rule file
@@ -305,5 +306,63 @@ func TestDaemonRefusesASecondProcessOnOneDataDir(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDaemonFollowsBothLogKinds(t *testing.T) {
+	s := newSetup(t)
+	st, err := statictest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	// 75 watched certificates in the RFC 6962 log, 120 others in the static log,
+	// and 10 in both: one hit each, whichever log shows it first.
+	s.add(t, 100)
+	want := map[string]bool{}
+	for sum := range s.watched {
+		want[sum] = true
+	}
+	for i := range 130 {
+		der, err := s.ca.Leaf(fmt.Sprintf("st%d.watched.example", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.AddX509(der, s.ca.Chain())
+		if i < 10 {
+			s.log.AddX509(der, s.ca.Chain())
+		}
+		sum := sha256.Sum256(der)
+		want[hex.EncodeToString(sum[:])] = true
+	}
+	s.log.Publish()
+	st.Publish()
+
+	cfg := s.config(t)
+	cfg.Logs = append(cfg.Logs, config.Log{
+		Name: "static", Kind: config.KindStatic, URL: st.SubmissionURL(), MonitoringURL: st.MonitoringURL(),
+		Origin: st.Origin(), Key: st.PublicKeyDER(), Start: new(uint64),
+	})
+	stop := runDaemon(t, cfg)
+	hits := awaitFile(t, filepath.Join(s.dir, "hits.jsonl"), "hits from both logs", func(h []event.Hit) bool { return len(h) >= len(want) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	byLog := map[string]int{}
+	for _, h := range hits {
+		seen[h.Cert.SHA256]++
+		byLog[h.Log.Name]++
+		if !want[h.Cert.SHA256] {
+			t.Errorf("unexpected hit %+v", h.Cert)
+		}
+	}
+	for sum := range want {
+		if seen[sum] != 1 {
+			t.Errorf("certificate %s has %d hits, want 1", sum[:12], seen[sum])
+		}
+	}
+	if byLog["test"] < 75 || byLog["static"] < 120 {
+		t.Errorf("hits by log %v: want ≥75 from the RFC 6962 log and ≥120 from the static one", byLog)
 	}
 }

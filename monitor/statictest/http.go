@@ -244,7 +244,7 @@ func (l *Log) dataTile(t tlog.Tile) ([]byte, error) {
 	for _, e := range entries {
 		size += len(e.enc)
 	}
-	body := make([]byte, 0, size+16*len(l.tampered))
+	body := make([]byte, 0, size)
 	for i, e := range entries {
 		if !l.tampered[start+uint64(i)] {
 			body = append(body, e.enc...)

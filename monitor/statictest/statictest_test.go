@@ -3,6 +3,7 @@ package statictest_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -361,12 +362,14 @@ func TestGrowEntryByEntry(t *testing.T) {
 		if len(got) != 1 {
 			t.Fatalf("size %d: read %d new entries, want 1", size, len(got))
 		}
-		p, err := tlog.ProveTree(cp.N, prev.N, torchwood.TileHashReaderWithContext(ctx, cp.Tree, f))
-		if err != nil {
-			t.Fatalf("size %d: prove tree from %d: %v", size, prev.N, err)
-		}
-		if err := tlog.CheckTree(p, cp.N, cp.Hash, prev.N, prev.Hash); err != nil {
-			t.Fatalf("size %d: not consistent with %d: %v", size, prev.N, err)
+		if prev.N > 0 { // every tree is consistent with the empty one
+			p, err := tlog.ProveTree(cp.N, prev.N, torchwood.TileHashReaderWithContext(ctx, cp.Tree, f))
+			if err != nil {
+				t.Fatalf("size %d: prove tree from %d: %v", size, prev.N, err)
+			}
+			if err := tlog.CheckTree(p, cp.N, cp.Hash, prev.N, prev.Hash); err != nil {
+				t.Fatalf("size %d: not consistent with %d: %v", size, prev.N, err)
+			}
 		}
 		prev = cp
 	}
@@ -428,7 +431,8 @@ func TestTiles(t *testing.T) {
 		}},
 		{"shrink to 3", func() { l.Shrink(3) }, want{
 			"tile/0/000.p/3": 200, "tile/data/000.p/3": 200, "tile/0/000": 404, "tile/0/001.p/3": 404,
-			"tile/0/000.p/5": 200, "tile/1/000.p/1": 404,
+			// Beyond the tree, even though a checkpoint once needed it.
+			"tile/0/000.p/5": 404, "tile/1/000.p/1": 404,
 		}, nil},
 		{"back to 259", func() { l.Publish() }, want{"tile/0/000": 200, "tile/0/000.p/3": 404}, nil},
 	}
@@ -468,12 +472,12 @@ func TestTiles(t *testing.T) {
 		t.Fatalf("size %d", cp.N)
 	}
 	var hashes []cert.Hash
-	var data []byte
+	var data [][]byte
 	for i := range uint64(cp.N) {
 		h, _ := l.LeafHash(i)
 		hashes = append(hashes, h)
 		e, _ := l.Entry(i)
-		data = append(data, e...)
+		data = append(data, e)
 	}
 	flat := func(hs []cert.Hash) []byte {
 		var b []byte
@@ -483,19 +487,16 @@ func TestTiles(t *testing.T) {
 		return b
 	}
 	root0 := mth(hashes[:256])
-	firstTen := 0
-	for i := range 10 {
-		e, _ := l.Entry(uint64(i))
-		firstTen += len(e)
-	}
+	l.SetKeepPartials(true)
 	for path, body := range map[string][]byte{
 		"tile/0/000":         flat(hashes[:256]),
+		"tile/0/000.p/10":    flat(hashes[:10]),
 		"tile/0/001.p/3":     flat(hashes[256:259]),
 		"tile/1/000.p/1":     root0[:],
-		"tile/data/000":      data[:len(data)-len(data)/259*3],
-		"tile/data/000.p/10": data[:firstTen],
+		"tile/data/000":      bytes.Join(data[:256], nil),
+		"tile/data/000.p/10": bytes.Join(data[:10], nil),
+		"tile/data/001.p/3":  bytes.Join(data[256:259], nil),
 	} {
-		l.SetKeepPartials(true)
 		s, h, got := get(t, mon+path)
 		if s != 200 || !bytes.Equal(got, body) {
 			t.Errorf("%s: status %d, %d bytes, want %d bytes of expected content", path, s, len(got), len(body))
@@ -503,10 +504,6 @@ func TestTiles(t *testing.T) {
 		if ct := h.Get("Content-Type"); ct != "application/octet-stream" {
 			t.Errorf("%s: Content-Type %q", path, ct)
 		}
-	}
-	// The last data tile is the remaining entries.
-	if _, _, got := get(t, mon+"tile/data/001.p/3"); !bytes.Equal(got, data[len(data)-len(data)/259*3:]) {
-		t.Error("tile/data/001.p/3 is not the last three entries")
 	}
 }
 
@@ -871,6 +868,193 @@ func TestFork(t *testing.T) {
 		t.Error("Fork(Added()) changed the checkpoint")
 	}
 	l.AddX509(ders[0], nil)
-	unforked, _ := l.Entry(cp3.N3())
-	_ = unforked
+	orig, _ := l.Entry(uint64(cp3.N))
+	l.Fork(uint64(cp3.N))
+	if got := mustCheckpoint(t, l); got != cp3 {
+		t.Error("Fork beyond the checkpoint re-signed it")
+	}
+	if e, _ := l.Entry(uint64(cp3.N)); bytes.Equal(e, orig) {
+		t.Error("unpublished entry not forked")
+	}
+}
+
+func TestShrink(t *testing.T) {
+	l := newLog(t)
+	ca := newCA(t)
+	addN(l, ca, leaves(t, ca, 2), 300)
+	l.Publish()
+	c, f := newClient(t, l)
+	cp1 := mustCheckpoint(t, l)
+
+	l.Shrink(40)
+	cp2 := mustCheckpoint(t, l)
+	if cp2.N != 40 || l.TreeSize() != 40 || cp2.timestamp <= cp1.timestamp {
+		t.Fatalf("after Shrink(40): size %d timestamp %d (was %d)", cp2.N, cp2.timestamp, cp1.timestamp)
+	}
+	var hashes []cert.Hash
+	for i := range uint64(40) {
+		h, _ := l.LeafHash(i)
+		hashes = append(hashes, h)
+	}
+	if cp2.Hash != tlog.Hash(mth(hashes)) {
+		t.Error("shrunk root is not the root of the first 40 entries")
+	}
+	if got := mustEntries(t, c, cp2.Tree, 0); len(got) != 40 {
+		t.Errorf("read %d entries from the shrunk tree", len(got))
+	}
+	// A client holding the larger checkpoint can no longer read its tiles.
+	if _, err := readEntries(t.Context(), c, cp1.Tree, 0); err == nil {
+		t.Error("tiles beyond the shrunk tree still served")
+	}
+	// The shrunk tree is an honest prefix: consistent with the larger one.
+	l.Publish()
+	p, err := tlog.ProveTree(cp1.N, cp2.N, torchwood.TileHashReaderWithContext(t.Context(), cp1.Tree, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlog.CheckTree(p, cp1.N, cp1.Hash, cp2.N, cp2.Hash); err != nil {
+		t.Errorf("shrunk tree not a prefix: %v", err)
+	}
+	l.Shrink(1000)
+	if got := mustCheckpoint(t, l); got.N != 300 {
+		t.Errorf("Shrink(1000): size %d, want 300 (Added)", got.N)
+	}
+}
+
+func TestDelay(t *testing.T) {
+	l := newLog(t)
+	l.SetDelay(time.Hour)
+	url := l.MonitoringURL() + "/checkpoint"
+
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err == nil {
+			var resp *http.Response
+			if resp, err = http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+		errc <- err
+	}()
+	// The request is counted on arrival, then held.
+	waitFor(t, "the request to arrive", func() bool { return l.Requests(statictest.PathCheckpoint) == 1 })
+	select {
+	case err := <-errc:
+		t.Fatalf("delayed request returned early: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled request: %v", err)
+	}
+
+	l.SetDelay(0)
+	mustCheckpoint(t, l)
+
+	// Close ends a delayed request instead of waiting an hour for it.
+	l.SetDelay(time.Hour)
+	statusc := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(url)
+		if err != nil {
+			statusc <- 0
+			return
+		}
+		resp.Body.Close()
+		statusc <- resp.StatusCode
+	}()
+	waitFor(t, "the second request to arrive", func() bool { return l.Requests(statictest.PathCheckpoint) == 3 })
+	closed := make(chan struct{})
+	go func() {
+		l.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close blocked on a delayed request")
+	}
+	if status := <-statusc; status == 200 {
+		t.Error("request delayed across Close succeeded")
+	}
+	l.Close() // idempotent
+}
+
+// TestSwitchesWhileServing flips every switch while clients read, for the
+// race detector, and checks that only the expected statuses come back.
+func TestSwitchesWhileServing(t *testing.T) {
+	l := newLog(t)
+	ca := newCA(t)
+	ders := leaves(t, ca, 2)
+	addN(l, ca, ders, 20)
+	l.Publish()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			paths := []string{"checkpoint", "tile/0/000.p/20", "tile/data/000.p/20", "tile/data/000", "tile/1/000.p/1", "tile/0/000.p/12"}
+			hc := &http.Client{}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, err := http.NewRequest(http.MethodGet, l.MonitoringURL()+"/"+paths[i%len(paths)], nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%3 == 0 {
+					req.Header.Set("Accept-Encoding", "gzip")
+				}
+				resp, err := hc.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range 60 {
+		l.SetBadSignature(i%2 == 0)
+		l.SetGzip(i%3 == 0)
+		l.SetForceGzip(i%5 == 0)
+		l.SetKeepPartials(i%4 == 0)
+		l.FailNext("", 1, http.StatusServiceUnavailable, time.Second)
+		l.SetDelay(time.Duration(i%3) * time.Microsecond)
+		l.TamperEntry(uint64(i % 30))
+		addN(l, ca, ders, 10)
+		switch i % 4 {
+		case 0:
+			l.Fork(uint64(i % 15))
+		case 1:
+			l.Shrink(12)
+		default:
+			l.Publish()
+		}
+		_ = l.Requests("")
+		_ = l.Checkpoint()
+		_, _ = l.LeafHash(uint64(i))
+	}
+	waitFor(t, "requests to be served", func() bool { return l.Requests("") > 60 })
+	close(stop)
+	wg.Wait()
+	for status := range statuses {
+		if status != 200 && status != 404 && status != 503 {
+			t.Errorf("unexpected status %d (%d times)", status, statuses[status])
+		}
+	}
 }
