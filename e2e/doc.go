@@ -4,8 +4,9 @@
 // hit lines, the exit codes, the output of `ctwatch check --json`.
 //
 // The tests sit behind the build tag e2e because they start real servers
-// (Trillian, CTFE and PostgreSQL through scripts/peers/rfc6962.sh) and take
-// tens of seconds, so `go test ./...` skips them. Run them with
+// (Trillian, CTFE and PostgreSQL through scripts/peers/rfc6962.sh; TesseraCT
+// and a static file server through scripts/peers/static.sh) and take tens of
+// seconds, so `go test ./...` skips them. Run them with
 //
 //	go test -tags e2e ./e2e/
 //
