@@ -191,22 +191,8 @@ func (t *RFC6962Tailer) initialise(ctx context.Context, head *sth) (*Checkpoint,
 // is raised as an event and reported as (false, nil): nothing to retry
 // sooner than the next poll.
 func (t *RFC6962Tailer) advanceHead(ctx context.Context, cp *Checkpoint, head *sth) (bool, error) {
-	switch {
-	case head.TreeSize < cp.TreeSize:
-		t.raise(ctx, event.ShrinkingTree, fmt.Sprintf("shrink:%d:%d", cp.TreeSize, head.TreeSize),
-			fmt.Sprintf("tree head of size %d is smaller than the verified size %d", head.TreeSize, cp.TreeSize))
-		return false, nil
-	case head.TreeSize == cp.TreeSize:
-		if !bytes.Equal(head.SHA256RootHash[:], cp.RootHash) {
-			t.raise(ctx, event.InconsistentTree, fmt.Sprintf("fork:%d:%x", head.TreeSize, head.SHA256RootHash[:]),
-				fmt.Sprintf("two signed tree heads of size %d with different roots: %x and %x", head.TreeSize, cp.RootHash, head.SHA256RootHash[:]))
-			return false, nil
-		}
-		// The same tree head again: nothing new, but entries of it may
-		// still be waiting to be downloaded.
-		return true, nil
-	case cp.TreeSize == 0:
-		return true, nil
+	if done, ok := t.compareHead(ctx, cp, head.TreeSize, head.SHA256RootHash[:]); done {
+		return ok, nil
 	}
 	var resp ct.GetSTHConsistencyResponse
 	params := url.Values{"first": {strconv.FormatUint(cp.TreeSize, 10)}, "second": {strconv.FormatUint(head.TreeSize, 10)}}
@@ -214,8 +200,7 @@ func (t *RFC6962Tailer) advanceHead(ctx context.Context, cp *Checkpoint, head *s
 		return false, fmt.Errorf("get-sth-consistency %d→%d: %w", cp.TreeSize, head.TreeSize, err)
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, cp.TreeSize, head.TreeSize, resp.Consistency, cp.RootHash, head.SHA256RootHash[:]); err != nil {
-		t.raise(ctx, event.InconsistentTree, fmt.Sprintf("fork:%d:%x:%d:%x", cp.TreeSize, cp.RootHash, head.TreeSize, head.SHA256RootHash[:]),
-			fmt.Sprintf("tree head of size %d (root %x) is not consistent with verified size %d (root %x): %v", head.TreeSize, head.SHA256RootHash[:], cp.TreeSize, cp.RootHash, err))
+		t.inconsistent(ctx, cp, head.TreeSize, head.SHA256RootHash[:], err)
 		return false, nil
 	}
 	return true, nil

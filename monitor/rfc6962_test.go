@@ -166,26 +166,37 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{log: l, ca: ca, rec: newRecorder()}
 }
 
-// add appends n watched leaves (and one unwatched leaf every tenth) and
-// returns the indexes of the watched ones.
-func (f *fixture) add(t *testing.T, n int) []uint64 {
+// leafAdder is what both in-process test logs offer to fill them.
+type leafAdder interface {
+	AddX509(der []byte, chain [][]byte) uint64
+	Added() uint64
+}
+
+// addLeaves appends n leaves issued by ca to l, one in ten for an unwatched
+// name, and returns the indexes of the watched ones.
+func addLeaves(t *testing.T, ca *testca.CA, l leafAdder, n int) []uint64 {
 	t.Helper()
 	var watched []uint64
 	for i := range n {
-		name := fmt.Sprintf("n%d-%d.watched.example", f.log.TreeSize(), i)
+		name := fmt.Sprintf("n%d-%d.watched.example", l.Added(), i)
 		if i%10 == 9 {
-			name = fmt.Sprintf("n%d-%d.other.example", f.log.TreeSize(), i)
+			name = fmt.Sprintf("n%d-%d.other.example", l.Added(), i)
 		}
-		der, err := f.ca.Leaf(name)
+		der, err := ca.Leaf(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		idx := f.log.AddX509(der, f.ca.Chain())
+		idx := l.AddX509(der, ca.Chain())
 		if strings.HasSuffix(name, ".watched.example") {
 			watched = append(watched, idx)
 		}
 	}
 	return watched
+}
+
+func (f *fixture) add(t *testing.T, n int) []uint64 {
+	t.Helper()
+	return addLeaves(t, f.ca, f.log, n)
 }
 
 func (f *fixture) tailer(t *testing.T, start *uint64, opts monitor.FetchOptions, client *http.Client) *monitor.RFC6962Tailer {

@@ -215,20 +215,8 @@ func (t *StaticTailer) noteTimestamp(n *sumdbnote.Note) (uint64, error) {
 // from hash tiles authenticated against head.
 func (t *StaticTailer) advanceHead(ctx context.Context, cp *Checkpoint, head *staticHead) (bool, error) {
 	size := uint64(head.tree.N)
-	switch {
-	case size < cp.TreeSize:
-		t.raise(ctx, event.ShrinkingTree, fmt.Sprintf("shrink:%d:%d", cp.TreeSize, size),
-			fmt.Sprintf("checkpoint of size %d is smaller than the verified size %d", size, cp.TreeSize))
-		return false, nil
-	case size == cp.TreeSize:
-		if !bytes.Equal(head.root(), cp.RootHash) {
-			t.raise(ctx, event.InconsistentTree, fmt.Sprintf("fork:%d:%x", size, head.root()),
-				fmt.Sprintf("two signed checkpoints of size %d with different roots: %x and %x", size, cp.RootHash, head.root()))
-			return false, nil
-		}
-		return true, nil
-	case cp.TreeSize == 0:
-		return true, nil
+	if done, ok := t.compareHead(ctx, cp, size, head.root()); done {
+		return ok, nil
 	}
 	var old tlog.Hash
 	copy(old[:], cp.RootHash)
@@ -241,8 +229,7 @@ func (t *StaticTailer) advanceHead(ctx context.Context, cp *Checkpoint, head *st
 		if isFetchError(err) {
 			return false, fmt.Errorf("consistency %d→%d: %w", cp.TreeSize, size, err)
 		}
-		t.raise(ctx, event.InconsistentTree, fmt.Sprintf("fork:%d:%x:%d:%x", cp.TreeSize, cp.RootHash, size, head.root()),
-			fmt.Sprintf("checkpoint of size %d (root %x) is not consistent with verified size %d (root %x): %v", size, head.root(), cp.TreeSize, cp.RootHash, err))
+		t.inconsistent(ctx, cp, size, head.root(), err)
 		return false, nil
 	}
 	return true, nil

@@ -36,26 +36,9 @@ func newStaticFixture(t *testing.T) *staticFixture {
 	return &staticFixture{log: l, ca: ca, rec: newRecorder()}
 }
 
-// add appends n leaves, one in ten unwatched, and returns the indexes of
-// the watched ones.
 func (f *staticFixture) add(t *testing.T, n int) []uint64 {
 	t.Helper()
-	var watched []uint64
-	for i := range n {
-		name := fmt.Sprintf("s%d-%d.watched.example", f.log.Added(), i)
-		if i%10 == 9 {
-			name = fmt.Sprintf("s%d-%d.other.example", f.log.Added(), i)
-		}
-		der, err := f.ca.Leaf(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		idx := f.log.AddX509(der, f.ca.Chain())
-		if strings.HasSuffix(name, ".watched.example") {
-			watched = append(watched, idx)
-		}
-	}
-	return watched
+	return addLeaves(t, f.ca, f.log, n)
 }
 
 func (f *staticFixture) tailer(t *testing.T, start *uint64, opts monitor.FetchOptions, client *http.Client) *monitor.StaticTailer {

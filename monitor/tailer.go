@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -208,3 +209,36 @@ const shutdownFlush = 10 * time.Second
 // unreachableAfter is how many consecutive failed requests make a log
 // "unreachable" for the purpose of raising an event.
 const unreachableAfter = 5
+
+// compareHead decides what needs no proof about a new signed tree head of
+// size and root: a smaller tree is a shrinking_tree event, the same size
+// with another root a fork (inconsistent_tree event), the same head again or
+// a first head after an empty tree is fine. done reports whether it
+// decided; ok whether the head may be used.
+func (t *tailer) compareHead(ctx context.Context, cp *Checkpoint, size uint64, root []byte) (done, ok bool) {
+	switch {
+	case size < cp.TreeSize:
+		t.raise(ctx, event.ShrinkingTree, fmt.Sprintf("shrink:%d:%d", cp.TreeSize, size),
+			fmt.Sprintf("tree head of size %d is smaller than the verified size %d", size, cp.TreeSize))
+		return true, false
+	case size == cp.TreeSize:
+		if !bytes.Equal(root, cp.RootHash) {
+			t.raise(ctx, event.InconsistentTree, fmt.Sprintf("fork:%d:%x", size, root),
+				fmt.Sprintf("two signed tree heads of size %d with different roots: %x and %x", size, cp.RootHash, root))
+			return true, false
+		}
+		// The same tree head again: nothing new, but entries of it may
+		// still be waiting to be downloaded.
+		return true, true
+	case cp.TreeSize == 0:
+		return true, true
+	}
+	return false, false
+}
+
+// inconsistent raises the event for a tree head that a consistency proof
+// failed to tie to the verified one.
+func (t *tailer) inconsistent(ctx context.Context, cp *Checkpoint, size uint64, root []byte, err error) {
+	t.raise(ctx, event.InconsistentTree, fmt.Sprintf("fork:%d:%x:%d:%x", cp.TreeSize, cp.RootHash, size, root),
+		fmt.Sprintf("tree head of size %d (root %x) is not consistent with verified size %d (root %x): %v", size, root, cp.TreeSize, cp.RootHash, err))
+}
