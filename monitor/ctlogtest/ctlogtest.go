@@ -12,22 +12,19 @@
 package ctlogtest
 
 import (
-	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
+
+	"github.com/ctwatch/ctwatch/monitor/logtest"
 )
 
 // Endpoint names, as accepted by FailNext, TruncateNext and Requests. The
@@ -98,20 +95,6 @@ type treeHead struct {
 	signature []byte
 }
 
-// failure is a pending FailNext rule.
-type failure struct {
-	endpoint   string // "" matches any endpoint
-	left       int
-	status     int
-	retryAfter time.Duration
-}
-
-// truncation is a pending TruncateNext rule.
-type truncation struct {
-	endpoint string
-	left     int
-}
-
 // Log is an in-process RFC 6962 log. Create it with New and Close it when
 // done. All methods are safe for concurrent use.
 type Log struct {
@@ -119,9 +102,9 @@ type Log struct {
 	key    *ecdsa.PrivateKey
 	pubDER []byte
 	roots  [][]byte
-	// done is closed by Close so that delayed requests end at once.
-	done      chan struct{}
-	closeOnce sync.Once
+	// faults holds the injected failures, truncations and delay, and
+	// counts requests by endpoint.
+	faults *logtest.Faults
 
 	mu      sync.Mutex
 	entries []entry
@@ -129,18 +112,13 @@ type Log struct {
 	// byHash maps a leaf hash to the first index holding it.
 	byHash map[[sha256.Size]byte]uint64
 	sth    treeHead
-	// lastTime is the last timestamp handed out, in ms; timestamps of
-	// entries and tree heads strictly increase.
-	lastTime uint64
+	// clock timestamps entries and tree heads, strictly increasing.
+	clock logtest.Clock
 
-	pageSize    int
-	failures    []failure
-	truncations []truncation
-	badSig      bool
-	delay       time.Duration
+	pageSize int
+	badSig   bool
 
-	requests map[string]int
-	ranges   []Range
+	ranges []Range
 }
 
 // New starts a log with an empty, signed tree head and a fresh ECDSA P-256
@@ -150,29 +128,18 @@ func New(opts ...Option) (*Log, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	key := cfg.key
-	if key == nil {
-		var err error
-		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-			return nil, fmt.Errorf("ctlogtest: generate key: %w", err)
-		}
-	}
-	if key.Curve != elliptic.P256() {
-		return nil, errors.New("ctlogtest: key must be on P-256")
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	key, pubDER, err := logtest.LogKey(cfg.key)
 	if err != nil {
-		return nil, fmt.Errorf("ctlogtest: marshal public key: %w", err)
+		return nil, fmt.Errorf("ctlogtest: %w", err)
 	}
 	l := &Log{
 		key:      key,
 		pubDER:   pubDER,
 		roots:    cfg.roots,
-		done:     make(chan struct{}),
+		faults:   logtest.NewFaults(pathPrefix, logtest.MatchExact),
 		tree:     testonly.New(rfc6962.DefaultHasher),
 		byHash:   make(map[[sha256.Size]byte]uint64),
 		pageSize: cfg.pageSize,
-		requests: make(map[string]int),
 	}
 	if l.sth, err = l.signTreeHead(0); err != nil {
 		return nil, err
@@ -183,10 +150,8 @@ func New(opts ...Option) (*Log, error) {
 
 // Close stops the server, ending delayed requests at once. It is idempotent.
 func (l *Log) Close() {
-	l.closeOnce.Do(func() {
-		close(l.done)
-		l.srv.Close()
-	})
+	l.faults.Close() // first, so that the server does not wait out delays
+	l.srv.Close()
 }
 
 // URL returns the log's base URL: URL()+"/ct/v1/get-sth" is its get-sth.
@@ -198,17 +163,6 @@ func (l *Log) PublicKeyDER() []byte { return append([]byte(nil), l.pubDER...) }
 
 // LogID returns the RFC 6962 log ID: the SHA-256 of PublicKeyDER.
 func (l *Log) LogID() [sha256.Size]byte { return sha256.Sum256(l.pubDER) }
-
-// now returns a timestamp in ms, later than every one returned before.
-// l.mu must be held.
-func (l *Log) now() uint64 {
-	t := uint64(time.Now().UnixMilli())
-	if t <= l.lastTime {
-		t = l.lastTime + 1
-	}
-	l.lastTime = t
-	return t
-}
 
 // appendEntry stores e and returns its index. l.mu must be held.
 func (l *Log) appendEntry(e entry) uint64 {
@@ -231,7 +185,7 @@ func (l *Log) appendEntry(e entry) uint64 {
 func (l *Log) AddX509(der []byte, chain [][]byte) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	leaf, err := x509Leaf(l.now(), der)
+	leaf, err := x509Leaf(l.clock.Now(), der)
 	if err != nil {
 		panic(fmt.Sprintf("ctlogtest: AddX509: %v", err))
 	}
@@ -249,21 +203,17 @@ func (l *Log) AddX509(der []byte, chain [][]byte) uint64 {
 // and the SHA-256 of issuer's SubjectPublicKeyInfo. It fails if precertDER is
 // malformed or has no poison extension.
 func (l *Log) AddPrecert(precertDER []byte, issuer *x509.Certificate, chain [][]byte) (uint64, error) {
-	if issuer == nil {
-		return 0, errors.New("ctlogtest: AddPrecert: nil issuer")
-	}
-	tbs, err := precertTBS(precertDER)
+	tbs, issuerKeyHash, err := logtest.PrecertTBS(precertDER, issuer)
 	if err != nil {
 		return 0, fmt.Errorf("ctlogtest: AddPrecert: %w", err)
 	}
-	issuerKeyHash := sha256.Sum256(issuer.RawSubjectPublicKeyInfo)
 	extra, err := precertExtraData(precertDER, chain)
 	if err != nil {
 		return 0, fmt.Errorf("ctlogtest: AddPrecert: %w", err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	leaf, err := precertLeaf(l.now(), issuerKeyHash, tbs)
+	leaf, err := precertLeaf(l.clock.Now(), issuerKeyHash, tbs)
 	if err != nil {
 		return 0, fmt.Errorf("ctlogtest: AddPrecert: %w", err)
 	}
@@ -332,17 +282,9 @@ func (l *Log) publish(size uint64) {
 // signTreeHead signs the tree head of the first size entries. l.mu must be
 // held (or l not yet shared).
 func (l *Log) signTreeHead(size uint64) (treeHead, error) {
-	th := treeHead{size: size, timestamp: l.now(), root: l.tree.HashAt(size)}
-	input, err := treeHeadSignatureInput(th.timestamp, th.size, th.root)
-	if err != nil {
-		return treeHead{}, err
-	}
-	digest := sha256.Sum256(input)
-	sig, err := l.key.Sign(rand.Reader, digest[:], crypto.SHA256)
-	if err != nil {
-		return treeHead{}, fmt.Errorf("sign tree head: %w", err)
-	}
-	if th.signature, err = digitallySigned(sig); err != nil {
+	th := treeHead{size: size, timestamp: l.clock.Now(), root: l.tree.HashAt(size)}
+	var err error
+	if th.signature, err = logtest.SignTreeHead(l.key, th.timestamp, th.size, th.root); err != nil {
 		return treeHead{}, err
 	}
 	return th, nil
@@ -362,31 +304,13 @@ func (l *Log) SetPageSize(n int) {
 // and 503. A status outside 100-999 becomes 500. Rules queue in call order;
 // a request consumes from the first one that matches.
 func (l *Log) FailNext(endpoint string, n int, status int, retryAfter time.Duration) {
-	if n <= 0 {
-		return
-	}
-	if status < 100 || status > 999 {
-		status = http.StatusInternalServerError
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.failures = append(l.failures, failure{
-		endpoint:   normalizeEndpoint(endpoint),
-		left:       n,
-		status:     status,
-		retryAfter: retryAfter,
-	})
+	l.faults.FailNext(endpoint, n, status, retryAfter)
 }
 
 // TruncateNext cuts in half the body of the next n successful responses from
 // endpoint ("" for any), leaving invalid JSON behind a 200 status.
 func (l *Log) TruncateNext(endpoint string, n int) {
-	if n <= 0 {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.truncations = append(l.truncations, truncation{endpoint: normalizeEndpoint(endpoint), left: n})
+	l.faults.TruncateNext(endpoint, n)
 }
 
 // SetBadSignature makes get-sth serve tree heads whose signature is
@@ -400,9 +324,7 @@ func (l *Log) SetBadSignature(bad bool) {
 // SetDelay delays every response by d (0 for none). A delayed request ends
 // early when its client gives up or the log is closed.
 func (l *Log) SetDelay(d time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.delay = d
+	l.faults.SetDelay(d)
 }
 
 // Fork gives the log a different history from index at on: every entry from
@@ -467,17 +389,7 @@ func (l *Log) Shrink(to uint64) {
 // endpoints), counting failed ones. Requests are counted on arrival, before
 // any delay, so polling Requests tells a test that a request is in flight.
 func (l *Log) Requests(endpoint string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ep := normalizeEndpoint(endpoint)
-	if ep != "" {
-		return l.requests[ep]
-	}
-	total := 0
-	for _, n := range l.requests {
-		total += n
-	}
-	return total
+	return l.faults.Requests(endpoint)
 }
 
 // EntryRanges returns the ranges get-entries has served intact (status 200,
@@ -487,10 +399,4 @@ func (l *Log) EntryRanges() []Range {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]Range(nil), l.ranges...)
-}
-
-// normalizeEndpoint maps "/ct/v1/get-sth" and "get-sth" to "get-sth". Other
-// paths stay as they are: requests to them are counted under the full path.
-func normalizeEndpoint(ep string) string {
-	return strings.TrimPrefix(ep, pathPrefix)
 }

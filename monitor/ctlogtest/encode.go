@@ -2,10 +2,7 @@ package ctlogtest
 
 import (
 	"crypto/sha256"
-	"crypto/x509"
 	"fmt"
-
-	ctx509 "github.com/google/certificate-transparency-go/x509"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -16,9 +13,6 @@ const (
 	leafTypeTimestampedEntry = 0 // MerkleLeafType timestamped_entry
 	entryTypeX509            = 0 // LogEntryType x509_entry
 	entryTypePrecert         = 1 // LogEntryType precert_entry
-	signatureTypeTreeHash    = 1 // SignatureType tree_hash
-	hashAlgorithmSHA256      = 4 // HashAlgorithm sha256
-	signatureAlgorithmECDSA  = 3 // SignatureAlgorithm ecdsa
 )
 
 // timestampedLeaf encodes a v1 MerkleTreeLeaf holding a TimestampedEntry of
@@ -90,49 +84,4 @@ func precertExtraData(precert []byte, chain [][]byte) ([]byte, error) {
 		return nil, fmt.Errorf("encode PrecertChainEntry: %w", err)
 	}
 	return out, nil
-}
-
-// treeHeadSignatureInput encodes the TreeHeadSignature of RFC 6962 section
-// 3.5, the bytes an STH signature covers.
-func treeHeadSignatureInput(timestamp, treeSize uint64, root []byte) ([]byte, error) {
-	if len(root) != sha256.Size {
-		return nil, fmt.Errorf("root hash has %d bytes, want %d", len(root), sha256.Size)
-	}
-	var b cryptobyte.Builder
-	b.AddUint8(versionV1)
-	b.AddUint8(signatureTypeTreeHash)
-	b.AddUint64(timestamp)
-	b.AddUint64(treeSize)
-	b.AddBytes(root)
-	return b.Bytes()
-}
-
-// digitallySigned wraps an ECDSA-SHA256 ASN.1 signature in a TLS
-// DigitallySigned struct.
-func digitallySigned(sig []byte) ([]byte, error) {
-	var b cryptobyte.Builder
-	b.AddUint8(hashAlgorithmSHA256)
-	b.AddUint8(signatureAlgorithmECDSA)
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(sig) })
-	out, err := b.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("encode DigitallySigned: %w", err)
-	}
-	return out, nil
-}
-
-// precertTBS returns the TBSCertificate of the DER precertificate precert with
-// the poison extension removed: the tbs_certificate of its log entry, built
-// the way Trillian-based logs build it (certificate-transparency-go's
-// RemoveCTPoison), so the test log and real logs agree byte for byte.
-func precertTBS(precert []byte) ([]byte, error) {
-	c, err := x509.ParseCertificate(precert)
-	if err != nil {
-		return nil, fmt.Errorf("parse precertificate: %w", err)
-	}
-	tbs, err := ctx509.RemoveCTPoison(c.RawTBSCertificate)
-	if err != nil {
-		return nil, fmt.Errorf("remove poison: %w", err)
-	}
-	return tbs, nil
 }

@@ -9,7 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
+
+	"github.com/ctwatch/ctwatch/monitor/logtest"
 )
 
 // The JSON bodies of RFC 6962 section 4. encoding/json writes []byte as
@@ -60,33 +61,9 @@ func badRequest(format string, args ...any) error {
 // serveHTTP runs one request through the switches (count, delay, failure),
 // the endpoint, and truncation.
 func (l *Log) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	// Requests to other paths are counted under their full path.
-	ep := normalizeEndpoint(r.URL.Path)
-	l.mu.Lock()
-	l.requests[ep]++
-	delay := l.delay
-	fail, failed := l.takeFailure(ep)
-	l.mu.Unlock()
-
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-l.done:
-			t.Stop()
-			http.Error(w, "log closed", http.StatusServiceUnavailable)
-			return
-		}
-	}
-	if failed {
-		if fail.retryAfter > 0 {
-			secs := (fail.retryAfter + time.Second - 1) / time.Second
-			w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
-		}
-		http.Error(w, http.StatusText(fail.status), fail.status)
+	// Requests to paths outside /ct/v1/ are counted under their full path.
+	ep, handled := l.faults.Intercept(w, r)
+	if handled {
 		return
 	}
 	if !isEndpoint(ep) {
@@ -103,7 +80,7 @@ func (l *Log) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, served, err := l.handle(ep, r.URL.Query())
 	truncate := false
 	if err == nil {
-		truncate = l.takeTruncation(ep)
+		truncate = l.faults.TakeTruncation(ep)
 		if served != nil && !truncate {
 			l.ranges = append(l.ranges, *served)
 		}
@@ -140,39 +117,6 @@ func isEndpoint(ep string) bool {
 	return false
 }
 
-// takeFailure consumes one request from the first FailNext rule matching ep.
-// l.mu must be held.
-func (l *Log) takeFailure(ep string) (failure, bool) {
-	for i := range l.failures {
-		f := &l.failures[i]
-		if f.endpoint != "" && f.endpoint != ep {
-			continue
-		}
-		got := *f
-		if f.left--; f.left == 0 {
-			l.failures = append(l.failures[:i], l.failures[i+1:]...)
-		}
-		return got, true
-	}
-	return failure{}, false
-}
-
-// takeTruncation consumes one response from the first TruncateNext rule
-// matching ep. l.mu must be held.
-func (l *Log) takeTruncation(ep string) bool {
-	for i := range l.truncations {
-		t := &l.truncations[i]
-		if t.endpoint != "" && t.endpoint != ep {
-			continue
-		}
-		if t.left--; t.left == 0 {
-			l.truncations = append(l.truncations[:i], l.truncations[i+1:]...)
-		}
-		return true
-	}
-	return false
-}
-
 // handle answers one request to a known endpoint. It returns the value to
 // encode as JSON and, for get-entries, the range it holds. l.mu must be held;
 // the value only references byte slices that are never modified.
@@ -200,10 +144,7 @@ func (l *Log) handle(ep string, q url.Values) (any, *Range, error) {
 func (l *Log) getSTH() getSTHResponse {
 	sig := l.sth.signature
 	if l.badSig {
-		// The last byte lies inside the ECDSA s value: the signature stays
-		// well-formed and fails verification.
-		sig = append([]byte(nil), sig...)
-		sig[len(sig)-1] ^= 0x01
+		sig = logtest.CorruptSignature(sig)
 	}
 	return getSTHResponse{
 		TreeSize:          l.sth.size,

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -69,32 +68,8 @@ func parseTilePath(p string) (tlog.Tile, bool) {
 // serveHTTP runs one request through the switches (count, delay, failure)
 // and then the endpoint.
 func (l *Log) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	key := normalizePath(r.URL.Path)
-	l.mu.Lock()
-	l.requests[key]++
-	delay := l.delay
-	fail, failed := l.takeFailure(key)
-	l.mu.Unlock()
-
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-l.done:
-			t.Stop()
-			http.Error(w, "log closed", http.StatusServiceUnavailable)
-			return
-		}
-	}
-	if failed {
-		if fail.retryAfter > 0 {
-			secs := (fail.retryAfter + time.Second - 1) / time.Second
-			w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
-		}
-		http.Error(w, http.StatusText(fail.status), fail.status)
+	// Requests to paths outside /mon/ are counted under their full path.
+	if _, handled := l.faults.Intercept(w, r); handled {
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, monPrefix+"/")
@@ -295,21 +270,4 @@ func zeroQuality(params string) bool {
 		return err == nil && q == 0
 	}
 	return false
-}
-
-// takeFailure consumes one request from the first FailNext rule whose prefix
-// matches path. l.mu must be held.
-func (l *Log) takeFailure(path string) (failure, bool) {
-	for i := range l.failures {
-		f := &l.failures[i]
-		if !strings.HasPrefix(path, f.prefix) {
-			continue
-		}
-		got := *f
-		if f.left--; f.left == 0 {
-			l.failures = append(l.failures[:i], l.failures[i+1:]...)
-		}
-		return got, true
-	}
-	return failure{}, false
 }

@@ -19,23 +19,19 @@ package statictest
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"time"
 
-	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ctwatch/ctwatch/cert"
+	"github.com/ctwatch/ctwatch/monitor/logtest"
 )
 
 // Request path prefixes, relative to MonitoringURL, as accepted by FailNext
@@ -98,14 +94,6 @@ type checkpoint struct {
 	sig []byte
 }
 
-// failure is a pending FailNext rule.
-type failure struct {
-	prefix     string
-	left       int
-	status     int
-	retryAfter time.Duration
-}
-
 // Log is an in-process static-ct-api log. Create it with New and Close it
 // when done. All methods are safe for concurrent use.
 type Log struct {
@@ -114,9 +102,9 @@ type Log struct {
 	pubDER []byte
 	origin string
 	keyID  uint32
-	// done is closed by Close so that delayed requests end at once.
-	done      chan struct{}
-	closeOnce sync.Once
+	// faults holds the injected failures and delay, and counts requests
+	// by path.
+	faults *logtest.Faults
 
 	mu      sync.Mutex
 	entries []entry
@@ -130,23 +118,18 @@ type Log struct {
 	// level-L hashes (entries for L = 0) of its tree when that number ends in
 	// a partial tile: the partial tiles that checkpoint needs.
 	partials [maxLevel + 1]map[uint64]struct{}
-	// lastTime is the last timestamp handed out, in ms; timestamps of
-	// entries and checkpoints strictly increase.
-	lastTime uint64
+	// clock timestamps entries and checkpoints, strictly increasing.
+	clock logtest.Clock
 	// tiles caches the bodies of full tiles, plain and gzipped. Entries
 	// of full tiles never change except by Fork and TamperEntry, which
 	// clear it.
 	tiles map[tileKey][]byte
 
-	failures     []failure
 	badSig       bool
 	gzip         bool
 	forceGzip    bool
 	keepPartials bool
 	tampered     map[uint64]bool
-	delay        time.Duration
-
-	requests map[string]int
 }
 
 // tileKey identifies a cached tile body.
@@ -162,28 +145,17 @@ func New(opts ...Option) (*Log, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	key := cfg.key
-	if key == nil {
-		var err error
-		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-			return nil, fmt.Errorf("statictest: generate key: %w", err)
-		}
-	}
-	if key.Curve != elliptic.P256() {
-		return nil, errors.New("statictest: key must be on P-256")
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	key, pubDER, err := logtest.LogKey(cfg.key)
 	if err != nil {
-		return nil, fmt.Errorf("statictest: marshal public key: %w", err)
+		return nil, fmt.Errorf("statictest: %w", err)
 	}
 	l := &Log{
 		key:      key,
 		pubDER:   pubDER,
-		done:     make(chan struct{}),
+		faults:   logtest.NewFaults(monPrefix+"/", logtest.MatchPrefix),
 		issuers:  make(map[string][]byte),
 		tiles:    make(map[tileKey][]byte),
 		tampered: make(map[uint64]bool),
-		requests: make(map[string]int),
 	}
 	for i := range l.partials {
 		l.partials[i] = make(map[uint64]struct{})
@@ -203,10 +175,8 @@ func New(opts ...Option) (*Log, error) {
 
 // Close stops the server, ending delayed requests at once. It is idempotent.
 func (l *Log) Close() {
-	l.closeOnce.Do(func() {
-		close(l.done)
-		l.srv.Close()
-	})
+	l.faults.Close() // first, so that the server does not wait out delays
+	l.srv.Close()
 }
 
 // MonitoringURL returns the log's monitoring prefix, without a trailing
@@ -230,17 +200,6 @@ func (l *Log) PublicKeyDER() []byte { return append([]byte(nil), l.pubDER...) }
 
 // LogID returns the RFC 6962 log ID: the SHA-256 of PublicKeyDER.
 func (l *Log) LogID() [sha256.Size]byte { return sha256.Sum256(l.pubDER) }
-
-// now returns a timestamp in ms, later than every one returned before.
-// l.mu must be held (or l not yet shared).
-func (l *Log) now() uint64 {
-	t := uint64(time.Now().UnixMilli())
-	if t <= l.lastTime {
-		t = l.lastTime + 1
-	}
-	l.lastTime = t
-	return t
-}
 
 // hashReader reads the stored hashes. l.mu must be held while it is used.
 func (l *Log) hashReader() tlog.HashReader {
@@ -277,7 +236,7 @@ func encodeEntry(leaf cert.TileLeaf) (entry, error) {
 func (l *Log) appendEntry(leaf cert.TileLeaf) (uint64, error) {
 	idx := uint64(len(l.entries))
 	leaf.LeafIndex = idx
-	leaf.Timestamp = l.now()
+	leaf.Timestamp = l.clock.Now()
 	e, err := encodeEntry(leaf)
 	if err != nil {
 		return 0, err
@@ -347,17 +306,14 @@ func (l *Log) AddX509(der []byte, chain [][]byte) uint64 {
 // precertificate itself is the TileLeaf's pre_certificate. It fails, adding
 // nothing, if precertDER is malformed or has no poison extension.
 func (l *Log) AddPrecert(precertDER []byte, issuer *x509.Certificate, chain [][]byte) (uint64, error) {
-	if issuer == nil {
-		return 0, errors.New("statictest: AddPrecert: nil issuer")
-	}
-	tbs, err := precertTBS(precertDER)
+	tbs, issuerKeyHash, err := logtest.PrecertTBS(precertDER, issuer)
 	if err != nil {
 		return 0, fmt.Errorf("statictest: AddPrecert: %w", err)
 	}
 	leaf := cert.TileLeaf{
 		Precert:        true,
 		Certificate:    tbs,
-		IssuerKeyHash:  sha256.Sum256(issuer.RawSubjectPublicKeyInfo),
+		IssuerKeyHash:  issuerKeyHash,
 		PreCertificate: append([]byte(nil), precertDER...),
 	}
 	l.mu.Lock()
@@ -372,22 +328,6 @@ func (l *Log) AddPrecert(precertDER []byte, issuer *x509.Certificate, chain [][]
 		return 0, fmt.Errorf("statictest: AddPrecert: %w", err)
 	}
 	return idx, nil
-}
-
-// precertTBS returns the TBSCertificate of the DER precertificate precert with
-// the poison extension removed, built the way certificate-transparency-go's
-// RemoveCTPoison builds it, so the test log and real logs agree byte for
-// byte.
-func precertTBS(precert []byte) ([]byte, error) {
-	c, err := x509.ParseCertificate(precert)
-	if err != nil {
-		return nil, fmt.Errorf("parse precertificate: %w", err)
-	}
-	tbs, err := ctx509.RemoveCTPoison(c.RawTBSCertificate)
-	if err != nil {
-		return nil, fmt.Errorf("remove poison: %w", err)
-	}
-	return tbs, nil
 }
 
 // Added returns how many entries have been added, published or not.
@@ -462,7 +402,7 @@ func (l *Log) publish(size uint64) error {
 	if err != nil {
 		return fmt.Errorf("tree hash: %w", err)
 	}
-	cp, err := l.signCheckpoint(size, l.now(), root)
+	cp, err := l.signCheckpoint(size, l.clock.Now(), root)
 	if err != nil {
 		return err
 	}
@@ -494,20 +434,7 @@ func (l *Log) SetKeepPartials(keep bool) {
 // with 429 and 503. A status outside 100-999 becomes 500. Rules queue in
 // call order; a request consumes from the first one that matches.
 func (l *Log) FailNext(pathPrefix string, n, status int, retryAfter time.Duration) {
-	if n <= 0 {
-		return
-	}
-	if status < 100 || status > 999 {
-		status = http.StatusInternalServerError
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.failures = append(l.failures, failure{
-		prefix:     normalizePath(pathPrefix),
-		left:       n,
-		status:     status,
-		retryAfter: retryAfter,
-	})
+	l.faults.FailNext(pathPrefix, n, status, retryAfter)
 }
 
 // SetBadSignature makes the checkpoint endpoint serve checkpoints whose
@@ -554,9 +481,7 @@ func (l *Log) SetForceGzip(on bool) {
 // SetDelay delays every response by d (0 for none). A delayed request ends
 // early when its client gives up or the log is closed.
 func (l *Log) SetDelay(d time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.delay = d
+	l.faults.SetDelay(d)
 }
 
 // Fork gives the log a different history from index at on: every entry from
@@ -609,24 +534,5 @@ func (l *Log) Shrink(to uint64) {
 // before any delay, so polling Requests tells a test that a request is in
 // flight.
 func (l *Log) Requests(pathPrefix string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	p := normalizePath(pathPrefix)
-	total := 0
-	for path, n := range l.requests {
-		if strings.HasPrefix(path, p) {
-			total += n
-		}
-	}
-	return total
-}
-
-// normalizePath maps "/mon/checkpoint" and "checkpoint" to "checkpoint".
-// Other paths stay as they are: requests to them are counted under the full
-// path.
-func normalizePath(p string) string {
-	if rest, ok := strings.CutPrefix(p, monPrefix+"/"); ok {
-		return rest
-	}
-	return p
+	return l.faults.Requests(pathPrefix)
 }
