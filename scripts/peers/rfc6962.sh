@@ -31,22 +31,14 @@ PG_PASSWORD=trillian
 CTFE_KEY_PASSWORD=changeme
 LOG_PREFIX=testlog
 
-BIN=${CTWATCHTEST_PEERS_BIN:-$HOME/.cache/ctwatch-peers/bin}
-READY_TIMEOUT=${CTWATCHTEST_PEERS_TIMEOUT:-90}
+PROG=rfc6962.sh
+PROCS="ct_server trillian_log_signer trillian_log_server"
+# Trillian takes its time to shut down, and the data is thrown away anyway.
+STOP_GRACE=5
+PHYSICAL_DIR=0
 
-die() {
-	echo "rfc6962.sh: $*" >&2
-	exit 1
-}
-
-say() {
-	echo "rfc6962.sh: $*" >&2
-}
-
-usage() {
-	echo "usage: $0 start DIR ROOTS_PEM | stop DIR" >&2
-	exit 2
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # as_postgres runs a command as the postgres OS user (peer authentication).
 as_postgres() {
@@ -57,23 +49,8 @@ as_postgres() {
 	fi
 }
 
-apt_install() {
-	if [ "$(id -u)" -ne 0 ]; then
-		die "need root to install $* (apt-get)"
-	fi
-	say "installing $* with apt-get"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
 ensure_tools() {
-	command -v go >/dev/null || die "go is not on PATH"
-	local missing=()
-	command -v openssl >/dev/null || missing+=(openssl)
-	command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
-	if [ ${#missing[@]} -gt 0 ]; then
-		apt_install "${missing[@]}"
-	fi
+	require_tools openssl=openssl pg_ctlcluster=postgresql
 	if ! pg_lsclusters -h 2>/dev/null | grep -q .; then
 		# Installed without a cluster (or it was dropped): make one.
 		local ver
@@ -95,25 +72,15 @@ ensure_binaries() {
 	if [ ${#need_trillian[@]} -eq 0 ] && [ ${#need_ctgo[@]} -eq 0 ]; then
 		return
 	fi
-	mkdir -p "$BIN"
-	local t0=$SECONDS tmp
-	tmp=$(mktemp -d)
-	# Outside any module, so the project's go.mod plays no part.
+	local t0=$SECONDS
 	if [ ${#need_trillian[@]} -gt 0 ]; then
 		say "building ${need_trillian[*]} (takes minutes the first time)"
-		(cd "$tmp" && GOBIN="$BIN" go install "${need_trillian[@]}") || {
-			rm -rf "$tmp"
-			die "go install of trillian failed"
-		}
+		go_install trillian "${need_trillian[@]}"
 	fi
 	if [ ${#need_ctgo[@]} -gt 0 ]; then
 		say "building ${need_ctgo[*]}"
-		(cd "$tmp" && GOBIN="$BIN" go install "${need_ctgo[@]}") || {
-			rm -rf "$tmp"
-			die "go install of certificate-transparency-go failed"
-		}
+		go_install certificate-transparency-go "${need_ctgo[@]}"
 	fi
-	rm -rf "$tmp"
 	say "built binaries in $((SECONDS - t0)) s"
 }
 
@@ -190,73 +157,6 @@ drop_database() {
 		-c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE);" >/dev/null 2>&1 || true
 }
 
-# port_in_use reports whether something accepts TCP connections on port $1.
-port_in_use() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-PICKED=" "
-# free_port VAR sets VAR to a port on 127.0.0.1 that nothing listens on and
-# that this run has not picked yet. (It assigns rather than prints: a command
-# substitution would run it in a subshell and lose PICKED.)
-free_port() {
-	local p _ lo=10000 hi=32768
-	# Stay below the kernel's ephemeral range: outgoing connections (to
-	# PostgreSQL, between the servers) take their local ports from there and
-	# could grab a port between our probe and the server's bind.
-	if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
-		read -r hi _ </proc/sys/net/ipv4/ip_local_port_range
-	fi
-	[ "$hi" -gt $((lo + 1000)) ] || {
-		lo=20000
-		hi=30000
-	}
-	for _ in $(seq 1 200); do
-		p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo)))
-		case "$PICKED" in *" $p "*) continue ;; esac
-		if ! port_in_use "$p"; then
-			PICKED="$PICKED$p "
-			printf -v "$1" '%s' "$p"
-			return
-		fi
-	done
-	die "no free port found"
-}
-
-# launch NAME CMD... starts CMD in the background with its output in
-# DIR/NAME.log and its pid in DIR/NAME.pid.
-launch() {
-	local name=$1
-	shift
-	"$@" </dev/null >"$DIR/$name.log" 2>&1 &
-	echo $! >"$DIR/$name.pid"
-}
-
-# pid_running reports whether pid $1 exists and is not a zombie (our servers
-# outlive this script, so init reaps them, whenever it gets to it).
-pid_running() {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[ "${stat%% *}" != Z ]
-}
-
-# started reports whether the process launched as $1 by this run is still
-# there. (Right after launch the child may not have exec'd its binary yet, so
-# this does not look at what the pid runs.)
-started() {
-	local f=$DIR/$1.pid pid
-	[ -f "$f" ] || return 1
-	pid=$(cat "$f")
-	[ -n "$pid" ] && pid_running "$pid"
-}
-
-# alive reports whether the pid recorded for $1 by an earlier run still runs
-# one of our binaries.
-alive() {
-	started "$1" && owned "$(cat "$DIR/$1.pid")"
-}
-
 # owned reports whether pid $1 runs one of our binaries (guards against pid
 # reuse after a reboot or a long pause).
 owned() {
@@ -266,67 +166,11 @@ owned() {
 	return 1
 }
 
-PROCS="ct_server trillian_log_signer trillian_log_server"
-
-show_logs() {
-	local f
-	for f in "$DIR"/*.log; do
-		[ -f "$f" ] || continue
-		echo "----- tail of $f" >&2
-		tail -n 25 "$f" >&2
-	done
-}
-
-fail() {
-	say "$*"
-	show_logs
-	stop_procs mine
-	[ -n "${DB:-}" ] && drop_database "$DB"
-	exit 1
-}
-
-# http_get PORT PATH prints the HTTP response (status line, headers, body)
-# using bash's /dev/tcp, so no curl is needed.
-http_get() {
-	local port=$1 path=$2
-	(
-		exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
-		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$path" >&3
-		timeout 5 cat <&3
-	) 2>/dev/null
-}
-
-# stop_procs stops the servers recorded in DIR: SIGTERM to all at once, then
-# SIGKILL to whatever still runs after 5 s (their data is thrown away anyway;
-# Trillian takes its time to shut down). With "mine" it trusts the pids
-# (this run launched them); otherwise it checks that each pid still runs our
-# binary, so a pid reused since an old run is never killed.
-stop_procs() {
-	local check=alive name pid pids=() deadline
-	[ "${1:-}" = mine ] && check=started
-	for name in $PROCS; do
-		[ -f "$DIR/$name.pid" ] || continue
-		if "$check" "$name"; then
-			pid=$(cat "$DIR/$name.pid")
-			kill -TERM "$pid" 2>/dev/null || true
-			pids+=("$pid")
-		fi
-		rm -f "$DIR/$name.pid"
-	done
-	deadline=$((SECONDS + 5))
-	for pid in "${pids[@]}"; do
-		while pid_running "$pid" && [ $SECONDS -lt $deadline ]; do
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	done
-	# Return only once they are gone, so their ports and DB sessions are free.
-	deadline=$((SECONDS + 10))
-	for pid in "${pids[@]}"; do
-		while pid_running "$pid" && [ $SECONDS -lt $deadline ]; do
-			sleep 0.05
-		done
-	done
+# on_fail drops the database of a failed start.
+on_fail() {
+	if [ -n "${DB:-}" ]; then
+		drop_database "$DB"
+	fi
 }
 
 db_name() {
@@ -337,25 +181,30 @@ db_name() {
 	fi
 }
 
-cmd_start() {
-	local roots=$1 t0=$SECONDS
-	[ -f "$roots" ] || die "roots file $roots not found"
-	mkdir -p "$DIR"
-	DIR=$(cd "$DIR" && pwd)
+# create_tree VAR RPC_PORT reports whether createtree made a log tree on the
+# Trillian log server at RPC_PORT, and sets VAR to the tree's id when it did.
+create_tree() {
+	local id
+	port_in_use "$2" &&
+		id=$("$BIN/createtree" "--admin_server=127.0.0.1:$2" --tree_type=LOG \
+			--rpc_deadline=10s 2>>"$DIR/createtree.log") && [ -n "$id" ] &&
+		printf -v "$1" '%s' "$id"
+}
 
-	local name all=1
-	for name in $PROCS; do
-		alive "$name" || all=0
-	done
-	if [ $all -eq 1 ] && [ -f "$DIR/env" ]; then
-		say "already running in $DIR"
-		cat "$DIR/env"
-		return
-	fi
-	cmd_stop quiet
+# sth_answers PORT reports whether CTFE on PORT serves get-sth.
+sth_answers() {
+	local resp
+	resp=$(http_get "$1" "/$LOG_PREFIX/ct/v1/get-sth" || true)
+	case "$resp" in
+	"HTTP/1."?" 200"*'"tree_size"'*) return 0 ;;
+	esac
+	return 1
+}
 
-	ensure_tools
-	ensure_binaries
+# start_log ROOTS_PEM T0 starts the log in DIR, which holds nothing running,
+# and publishes DIR/env once it answers; T0 is when the start began.
+start_log() {
+	local roots=$1 t0=$2
 	local schema
 	schema=$(schema_file)
 	ensure_postgres
@@ -367,13 +216,11 @@ cmd_start() {
 
 	# The log's signing key; CTFE's PEM loader insists on an encrypted copy.
 	rm -f "$DIR/key.pem" "$DIR/key-enc.pem"
-	openssl ecparam -name prime256v1 -genkey -noout -out "$DIR/key.pem" 2>"$DIR/openssl.log" ||
-		fail "openssl ecparam failed"
+	new_log_key
 	openssl ec -in "$DIR/key.pem" -aes128 -passout "pass:$CTFE_KEY_PASSWORD" \
 		-out "$DIR/key-enc.pem" 2>>"$DIR/openssl.log" || fail "openssl ec failed"
 	local ct_key
-	ct_key=$(openssl pkey -in "$DIR/key.pem" -pubout -outform DER 2>>"$DIR/openssl.log" | base64 -w0) ||
-		fail "openssl pkey failed"
+	log_public_key ct_key
 
 	# The readiness budget starts now: building the binaries does not eat it.
 	local t_ready=$SECONDS
@@ -393,17 +240,8 @@ cmd_start() {
 		"--rpc_endpoint=127.0.0.1:$sig_rpc" "--http_endpoint=127.0.0.1:$sig_http"
 
 	local deadline=$((t_ready + READY_TIMEOUT)) tree_id=""
-	while :; do
-		started trillian_log_server || fail "trillian_log_server exited"
-		started trillian_log_signer || fail "trillian_log_signer exited"
-		if port_in_use "$srv_rpc" &&
-			tree_id=$("$BIN/createtree" "--admin_server=127.0.0.1:$srv_rpc" --tree_type=LOG \
-				--rpc_deadline=10s 2>>"$DIR/createtree.log") && [ -n "$tree_id" ]; then
-			break
-		fi
-		[ $SECONDS -lt $deadline ] || fail "createtree did not succeed within ${READY_TIMEOUT} s"
-		sleep 0.5
-	done
+	await_ready "$deadline" 0.5 "createtree did not succeed within ${READY_TIMEOUT} s" \
+		create_tree tree_id "$srv_rpc"
 	echo "$tree_id" >"$DIR/tree_id"
 
 	cat >"$DIR/ctfe.cfg" <<-CFG
@@ -422,28 +260,15 @@ cmd_start() {
 	launch ct_server "$BIN/ct_server" "--log_config=$DIR/ctfe.cfg" \
 		"--log_rpc_server=127.0.0.1:$srv_rpc" "--http_endpoint=127.0.0.1:$ct_port"
 
-	local resp
-	while :; do
-		for name in $PROCS; do
-			started "$name" || fail "$name exited"
-		done
-		resp=$(http_get "$ct_port" "/$LOG_PREFIX/ct/v1/get-sth" || true)
-		case "$resp" in
-		"HTTP/1."?" 200"*'"tree_size"'*) break ;;
-		esac
-		[ $SECONDS -lt $deadline ] || fail "get-sth did not answer within ${READY_TIMEOUT} s"
-		sleep 0.5
-	done
+	await_ready "$deadline" 0.5 "get-sth did not answer within ${READY_TIMEOUT} s" \
+		sth_answers "$ct_port"
 
-	cat >"$DIR/env.tmp" <<-ENV
+	publish_env "$t0" "$t_ready" <<-ENV
 		CT_URL=http://127.0.0.1:$ct_port/$LOG_PREFIX
 		CT_KEY=$ct_key
 		CT_TREE_ID=$tree_id
 		CT_DB=$DB
 	ENV
-	mv "$DIR/env.tmp" "$DIR/env"
-	say "ready in $((SECONDS - t0)) s (servers up in $((SECONDS - t_ready)) s)"
-	cat "$DIR/env"
 }
 
 cmd_stop() {
@@ -457,19 +282,4 @@ cmd_stop() {
 	[ "${1:-}" = quiet ] || say "stopped $DIR"
 }
 
-[ $# -ge 2 ] || usage
-DIR=$2
-case "$1" in
-start)
-	[ $# -eq 3 ] || usage
-	roots=$3
-	case "$roots" in /*) ;; *) roots="$PWD/$roots" ;; esac
-	cmd_start "$roots"
-	;;
-stop)
-	[ $# -eq 2 ] || usage
-	[ -d "$DIR" ] && DIR=$(cd "$DIR" && pwd)
-	cmd_stop
-	;;
-*) usage ;;
-esac
+peers_main "$@"
