@@ -125,11 +125,15 @@ type NATS struct {
 	DedupeWindow time.Duration
 }
 
-// Rules says where the rule files are.
+// Rules says which rules run.
 type Rules struct {
 	// Files are glob patterns (filepath.Match syntax, checked); empty means
 	// only the built-in rules.
 	Files []string
+	// Builtin adds the rules shipped with ctwatch (the interception and
+	// distrusted CA feeds); true unless the configuration says otherwise,
+	// so that ctwatch with no configuration still watches for them.
+	Builtin bool
 }
 
 // Sink types, as written in the file's sinks[].type.

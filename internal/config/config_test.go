@@ -113,7 +113,7 @@ func defaults() *Config {
 			VerifyEvery:      8192,
 		},
 		NATS:  NATS{StreamMaxAge: 720 * time.Hour, DedupeWindow: 24 * time.Hour},
-		Rules: Rules{Files: []string{}},
+		Rules: Rules{Files: []string{}, Builtin: true},
 		Sinks: []Sink{{Name: "stdout", Type: "stdout", Events: true}},
 	}
 }
@@ -231,7 +231,7 @@ sinks:
 		},
 		Monitor: Monitor{PollInterval: time.Minute, BatchSize: 1000, Concurrency: 8, Rate: 0, Timeout: 5 * time.Second, MaxResponseBytes: 1024, VerifyEvery: 1},
 		NATS:    NATS{URL: "nats://10.0.0.1:4222, tls://10.0.0.2:4222", StreamMaxAge: 0, DedupeWindow: 2 * time.Minute},
-		Rules:   Rules{Files: []string{"rules/*.yaml", "/etc/ctwatch/extra.yaml"}},
+		Rules:   Rules{Files: []string{"rules/*.yaml", "/etc/ctwatch/extra.yaml"}, Builtin: true},
 		Sinks: []Sink{
 			{Name: "file", Type: "jsonl", Path: "./hits.jsonl", Events: true},
 			{Name: "hook", Type: "webhook", URL: "https://hooks.example/x?token=1", Events: false},
@@ -707,4 +707,35 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestRulesBuiltin(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      input
+		want    bool
+		wantErr string
+	}{
+		{"default", input{}, true, ""},
+		{"file false", input{yaml: "rules:\n  builtin: false\n"}, false, ""},
+		{"env false over file true", input{yaml: "rules:\n  builtin: true\n", env: map[string]string{"CTWATCH_RULES_BUILTIN": "false"}}, false, ""},
+		{"flag true over env false", input{env: map[string]string{"CTWATCH_RULES_BUILTIN": "false"}, args: []string{"--rules-builtin=true"}}, true, ""},
+		{"bad value", input{yaml: "rules:\n  builtin: maybe\n"}, false, ":2: rules.builtin: must be true or false"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, cfg, err := tc.in.load(t)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Rules.Builtin != tc.want {
+				t.Fatalf("Builtin = %v, want %v", cfg.Rules.Builtin, tc.want)
+			}
+		})
+	}
 }

@@ -79,6 +79,11 @@ func (l *loader) decode() *Config {
 	}
 
 	cfg.Rules.Files = l.stringList("rules.files")
+	if raw, ok := l.get("rules.builtin"); ok {
+		cfg.Rules.Builtin = l.asBool("rules.builtin", "rules.builtin", raw, true)
+	} else {
+		cfg.Rules.Builtin = true
+	}
 	for i, pattern := range cfg.Rules.Files {
 		if _, err := filepath.Match(pattern, ""); err != nil {
 			l.problem("rules.files", fmt.Sprintf("rules.files[%d]", i), "bad pattern %q: %v", pattern, err)

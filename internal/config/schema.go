@@ -18,6 +18,7 @@ const (
 	kindUint64
 	kindFloat
 	kindStringList
+	kindBool
 )
 
 // setting is one key that can come from the file, the environment and a
@@ -52,6 +53,7 @@ func settings() []setting {
 		{"nats.stream_max_age", kindDuration, "720h", "nats-stream-max-age", "how long hits are kept in the stream (0 = forever)"},
 		{"nats.dedupe_window", kindDuration, "24h", "nats-dedupe-window", "window in which a repeated hit is dropped"},
 		{"rules.files", kindStringList, []string{}, "rules", "rule files (glob patterns); repeat or comma-separate"},
+		{"rules.builtin", kindBool, true, "rules-builtin", "also run the built-in rules (interception and distrusted CA feeds)"},
 	}
 }
 
@@ -98,6 +100,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.Float64(s.flag, float64(s.def.(int)), s.usage)
 		case kindStringList:
 			fs.StringSlice(s.flag, nil, s.usage)
+		case kindBool:
+			fs.Bool(s.flag, s.def.(bool), s.usage)
 		}
 	}
 }
@@ -133,7 +137,7 @@ func fileSpec() *spec {
 		"name", "kind", "url", "key", "start", "monitoring_url", "origin", "concurrency", "rate", "batch_size")}
 	top["monitor"] = &spec{shape: shapeSection, fields: leaves("poll_interval", "batch_size", "concurrency", "rate", "timeout", "max_response_bytes", "verify_every")}
 	top["nats"] = &spec{shape: shapeSection, fields: leaves("url", "stream_max_age", "dedupe_window")}
-	top["rules"] = &spec{shape: shapeSection, fields: map[string]*spec{"files": {shape: shapeLeafList}}}
+	top["rules"] = &spec{shape: shapeSection, fields: map[string]*spec{"files": {shape: shapeLeafList}, "builtin": {shape: shapeLeaf}}}
 	top["sinks"] = &spec{shape: shapeItems, fields: leaves("name", "type", "path", "url", "events")}
 	return &spec{shape: shapeSection, fields: top}
 }
