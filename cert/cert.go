@@ -47,6 +47,27 @@ type Cert struct {
 	IssuerSPKIHash Hash
 	// Chain holds the SHA-256 of each chain certificate, issuer first.
 	Chain []Hash
+	// ChainSPKI holds the SHA-256 of each chain certificate's
+	// SubjectPublicKeyInfo, in the order of Chain; zero for a chain
+	// certificate that could not be read (or, in a tiled log, resolved).
+	ChainSPKI []Hash
+	// ChainSubjects holds each chain certificate's subject DN in RFC 4514
+	// form, in the order of Chain: feeds match state CAs by name, since a
+	// repeat attempt comes with a new key under the same name. "" for a
+	// chain certificate that could not be read or resolved.
+	ChainSubjects []string
+
+	// IssuerCN, IssuerO, IssuerOU and IssuerC are the attributes of the
+	// certificate's issuer DN, for rules that match on them without
+	// parsing Issuer.
+	IssuerCN []string
+	IssuerO  []string
+	IssuerOU []string
+	IssuerC  []string
+
+	// SignatureAlgorithm names the issuer's signature algorithm the way
+	// crypto/x509 does ("SHA256-RSA", "ECDSA-SHA256", "SHA1-RSA", …).
+	SignatureAlgorithm string
 
 	NotBefore time.Time
 	NotAfter  time.Time

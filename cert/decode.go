@@ -6,6 +6,8 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	ctx509 "github.com/google/certificate-transparency-go/x509"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // FromX509 decodes an X.509 certificate as found in an RFC 6962 x509_entry
@@ -25,10 +29,12 @@ import (
 // Precert is set when the certificate carries the CT poison extension (a
 // log should not hold such a certificate as an x509 entry, but if one does
 // it is reported for what it is). The result holds no reference to der or
-// chain. It returns an error when neither crypto/x509 nor the more lenient
-// certificate-transparency-go parser accepts der, or when a chain
-// certificate is not even a structurally valid certificate. It is safe for
-// concurrent use.
+// chain. ChainSPKI and ChainSubjects are read from the chain with a
+// structural walk (see setChain for what happens to unreadable ones), and
+// SignatureAlgorithm from der. It returns an error when neither crypto/x509
+// nor the more lenient certificate-transparency-go parser accepts der, or
+// when the issuer certificate of chain is not even a structurally valid
+// certificate. It is safe for concurrent use.
 func FromX509(der []byte, chain [][]byte) (*Cert, error) {
 	c, err := decodeDER(der)
 	if err != nil {
@@ -61,7 +67,8 @@ func Parse(der []byte) (*Cert, error) {
 // tbs is the TBSCertificate from the Merkle leaf: the log has removed the
 // poison and, when a Precertificate Signing Certificate was used, rewritten
 // the issuer to the real CA. Because the leaf is what the log's tree
-// commits to, every field except SHA256 is decoded from tbs. precert is the
+// commits to, every field except SHA256 is decoded from tbs (so
+// SignatureAlgorithm is the TBS's signature field). precert is the
 // submitted precertificate DER from extra_data; it may be nil, and it is
 // only hashed (SHA256), never trusted for content. SHA256 is the SHA-256 of
 // precert, or of tbs when precert is nil.
@@ -95,31 +102,60 @@ func FromPrecert(tbs []byte, precert []byte, chain [][]byte) (*Cert, error) {
 	return c, nil
 }
 
-// setChain fills Chain and IssuerSPKIHash. With skipPrecertSigner, a
-// Precertificate Signing Certificate at chain[0] is passed over for the
-// issuer key.
+// setChain fills Chain, ChainSPKI, ChainSubjects and IssuerSPKIHash. With
+// skipPrecertSigner, a Precertificate Signing Certificate at chain[0] is
+// passed over for the issuer key.
+//
+// The issuer certificate (chain[0], or chain[1] after a Precertificate
+// Signing Certificate) must be structurally valid. A certificate further up
+// that is not is still fingerprinted in Chain, but gets a zero ChainSPKI
+// entry and an empty ChainSubjects entry, as does any certificate whose
+// subject does not decode: a broken root copy in a logged chain says nothing
+// about the entry, and rejecting the entry for it would hide the leaf.
 func (c *Cert) setChain(chain [][]byte, skipPrecertSigner bool) error {
-	if len(chain) == 0 {
+	n := len(chain)
+	if n == 0 {
 		return nil
 	}
-	c.Chain = make([]Hash, len(chain))
+	hashes := make([]Hash, 2*n) // one allocation for both hash lists
+	c.Chain, c.ChainSPKI = hashes[:n:n], hashes[n:]
+	c.ChainSubjects = make([]string, n)
+	issuer := 0
 	for i, der := range chain {
 		c.Chain[i] = sha256.Sum256(der)
-	}
-	issuer, err := readChainCert(chain[0])
-	if err != nil {
-		return fmt.Errorf("cert: chain certificate 0: %w", err)
-	}
-	if skipPrecertSigner && issuer.precertSigning {
-		if len(chain) < 2 {
-			return nil
+		cc, err := readChainCert(der)
+		if err != nil {
+			if i == issuer {
+				return fmt.Errorf("cert: chain certificate %d: %w", i, err)
+			}
+			continue
 		}
-		if issuer, err = readChainCert(chain[1]); err != nil {
-			return fmt.Errorf("cert: chain certificate 1: %w", err)
+		c.ChainSPKI[i] = cc.spkiHash
+		c.ChainSubjects[i] = nameString(cc.subject)
+		if i != issuer {
+			continue
 		}
+		if i == 0 && skipPrecertSigner && cc.precertSigning {
+			issuer = 1 // zero IssuerSPKIHash when chain[1] is missing
+			continue
+		}
+		c.IssuerSPKIHash = cc.spkiHash
 	}
-	c.IssuerSPKIHash = issuer.spkiHash
 	return nil
+}
+
+// nameString renders a DER Name the way crypto/x509's pkix.Name.String
+// does, decoding nothing but the name itself. It returns "" when der is not
+// a valid RDNSequence.
+func nameString(der []byte) string {
+	var rdns pkix.RDNSequence
+	rest, err := asn1.Unmarshal(der, &rdns)
+	if err != nil || len(rest) != 0 {
+		return ""
+	}
+	var name pkix.Name
+	name.FillFromRDNSequence(&rdns)
+	return name.String()
 }
 
 // decodeDER decodes the fields of a DER certificate shared by all entry
@@ -172,6 +208,12 @@ type fields struct {
 	publicKey        any
 	rawTBS           []byte
 	poisoned         bool
+	// The issuer DN attributes; issuerO, issuerOU and issuerC alias the
+	// parsed certificate's slices, which nothing else holds.
+	issuerCN, issuerO, issuerOU, issuerC []string
+	// sigAlg is the signature algorithm's name, "" when the parser did not
+	// know it (cert then falls back to the OID).
+	sigAlg string
 }
 
 // stdFields takes the fields of a crypto/x509 certificate.
@@ -181,6 +223,13 @@ func stdFields(x *x509.Certificate) fields {
 		notBefore: x.NotBefore, notAfter: x.NotAfter,
 		dnsNames: x.DNSNames, emails: x.EmailAddresses, ips: x.IPAddresses,
 		publicKey: x.PublicKey, rawTBS: x.RawTBSCertificate,
+		issuerO: x.Issuer.Organization, issuerOU: x.Issuer.OrganizationalUnit,
+		issuerC: x.Issuer.Country,
+	}
+	for _, atv := range x.Issuer.Names {
+		if cn, ok := atv.Value.(string); ok && isCommonName(atv.Type) {
+			f.issuerCN = append(f.issuerCN, cn)
+		}
 	}
 	for _, atv := range x.Subject.Names {
 		if cn, ok := atv.Value.(string); ok && isCommonName(atv.Type) {
@@ -189,6 +238,9 @@ func stdFields(x *x509.Certificate) fields {
 	}
 	for _, e := range x.Extensions {
 		f.poisoned = f.poisoned || isPoison(e.Id)
+	}
+	if x.SignatureAlgorithm != x509.UnknownSignatureAlgorithm {
+		f.sigAlg = x.SignatureAlgorithm.String()
 	}
 	return f
 }
@@ -201,6 +253,13 @@ func lenientFields(x *ctx509.Certificate) fields {
 		notBefore: x.NotBefore, notAfter: x.NotAfter,
 		dnsNames: x.DNSNames, emails: x.EmailAddresses, ips: x.IPAddresses,
 		publicKey: x.PublicKey, rawTBS: x.RawTBSCertificate,
+		issuerO: x.Issuer.Organization, issuerOU: x.Issuer.OrganizationalUnit,
+		issuerC: x.Issuer.Country,
+	}
+	for _, atv := range x.Issuer.Names {
+		if cn, ok := atv.Value.(string); ok && isCommonName(atv.Type) {
+			f.issuerCN = append(f.issuerCN, cn)
+		}
 	}
 	for _, atv := range x.Subject.Names {
 		if cn, ok := atv.Value.(string); ok && isCommonName(atv.Type) {
@@ -209,6 +268,9 @@ func lenientFields(x *ctx509.Certificate) fields {
 	}
 	for _, e := range x.Extensions {
 		f.poisoned = f.poisoned || isPoison(e.Id)
+	}
+	if x.SignatureAlgorithm != ctx509.UnknownSignatureAlgorithm {
+		f.sigAlg = x.SignatureAlgorithm.String()
 	}
 	return f
 }
@@ -226,12 +288,38 @@ func (f *fields) cert() *Cert {
 		Issuer:         f.issuer,
 		NotBefore:      f.notBefore.UTC(),
 		NotAfter:       f.notAfter.UTC(),
+		IssuerCN:       f.issuerCN,
+		IssuerO:        f.issuerO,
+		IssuerOU:       f.issuerOU,
+		IssuerC:        f.issuerC,
+
+		SignatureAlgorithm: f.sigAlg,
+	}
+	if c.SignatureAlgorithm == "" {
+		c.SignatureAlgorithm = sigAlgOID(f.rawTBS)
 	}
 	for _, cn := range f.commonNames {
 		c.DNSNames = appendCommonName(c.DNSNames, cn)
 	}
 	c.KeyType, c.KeySize = keyInfo(f.publicKey)
 	return c
+}
+
+// sigAlgOID names the signature algorithm of a TBSCertificate that neither
+// parser knows by its dotted OID, so that rules can still tell such
+// algorithms apart; "unknown" when even the OID cannot be read.
+func sigAlgOID(tbs []byte) string {
+	l, err := walkTBS(tbs)
+	if err != nil {
+		return "unknown"
+	}
+	alg := cryptobyte.String(l.sigAlg)
+	var seq cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	if !alg.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1ObjectIdentifier(&oid) {
+		return "unknown"
+	}
+	return oid.String()
 }
 
 // isCommonName reports whether an attribute type is 2.5.4.3 (commonName).

@@ -43,6 +43,8 @@ type tbsLayout struct {
 	head []byte
 	// sigAlg is the signature AlgorithmIdentifier element, header included.
 	sigAlg []byte
+	// subject is the subject Name element, header included.
+	subject []byte
 	// spki is the SubjectPublicKeyInfo element, header included.
 	spki []byte
 	// exts is the content of the Extensions SEQUENCE; hasExts reports
@@ -77,11 +79,15 @@ func walkTBS(tbs []byte) (tbsLayout, error) {
 		return l, errors.New("malformed tbs signature algorithm")
 	}
 	l.sigAlg = elem
-	for _, field := range [...]string{"issuer", "validity", "subject"} {
+	for _, field := range [...]string{"issuer", "validity"} {
 		if !body.SkipASN1(asn1.SEQUENCE) {
 			return l, fmt.Errorf("malformed tbs %s", field)
 		}
 	}
+	if !body.ReadASN1Element(&elem, asn1.SEQUENCE) {
+		return l, errors.New("malformed tbs subject")
+	}
+	l.subject = elem
 	if !body.ReadASN1Element(&elem, asn1.SEQUENCE) {
 		return l, errors.New("malformed tbs subject public key info")
 	}
@@ -236,6 +242,8 @@ func certTBS(der []byte) ([]byte, error) {
 // of decoding an entry.
 type chainCert struct {
 	spkiHash Hash
+	// subject is the subject Name element, aliasing the walked DER.
+	subject []byte
 	// precertSigning reports whether the certificate carries the
 	// Precertificate Signing Certificate extended key usage.
 	precertSigning bool
@@ -253,6 +261,7 @@ func readChainCert(der []byte) (chainCert, error) {
 		return cc, err
 	}
 	cc.spkiHash = sha256.Sum256(l.spki)
+	cc.subject = l.subject
 	for exts := cryptobyte.String(l.exts); !exts.Empty(); {
 		oid, rest, _, ok := nextExtension(&exts)
 		if !ok {

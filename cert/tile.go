@@ -235,7 +235,9 @@ func readLeafIndex(exts cryptobyte.String) (uint64, error) {
 //
 // Each resolved certificate must hash to its fingerprint (a mismatch is an
 // error: the caller looked up the wrong certificate). The result's Chain is
-// always the full list of fingerprints from l, resolved or not. For a
+// always the full list of fingerprints from l, resolved or not; ChainSPKI
+// and ChainSubjects have the same length, with a zero hash and an empty
+// subject for each certificate that was not resolved. For a
 // precert_entry, IssuerSPKIHash is l.IssuerKeyHash, which the Merkle tree
 // commits to (as DecodeRFC6962Entry does), SHA256 is the hash of
 // PreCertificate and TBSHash is computed from the TBSCertificate exactly as
@@ -271,6 +273,11 @@ func FromTileLeaf(l *TileLeaf, chain [][]byte) (*Cert, error) {
 	c.Chain = nil
 	if len(l.Chain) > 0 {
 		c.Chain = slices.Clone(l.Chain)
+		// Keep ChainSPKI and ChainSubjects in step with Chain: an
+		// unresolved certificate has a zero SPKI hash and no subject.
+		unresolved := len(l.Chain) - len(chain)
+		c.ChainSPKI = append(c.ChainSPKI, make([]Hash, unresolved)...)
+		c.ChainSubjects = append(c.ChainSubjects, make([]string, unresolved)...)
 	}
 	return c, nil
 }
