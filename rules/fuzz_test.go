@@ -27,10 +27,17 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("rules:\n  - name: r\n    severity: low\n    match: &m {domains: [a.test]}\n  - name: s\n    severity: low\n    match: *m\n"))
 	f.Add([]byte("rules:\n  - {name: r, severity: low, match: {domains: [bücher.example, \"xn--bcher-kva.example.\"]}}\n---\nrules: []\n"))
 	f.Add([]byte(""))
+	f.Add([]byte(oneRule("feed: interception-cas\nissuer: {cn: \"/^Q/\", c: KZ, chain_sha256: [" + qaznetCert + "]}\nissuer_country: [KZ]")))
+	f.Add([]byte(oneRule("domains: [a.test]\nallowed_issuers: {owners: [lets-encrypt], spki_sha256: [" + leE5SPKI + "]}\nnot: {policy: [max_validity, weak_key, sha1, no_san, ip_san]}")))
+	data := loadFixtures(f)
 
 	probe := certWith("a.test", "*.b.test", "www.c.test", "xn--bcher-kva.example", "*.example", "WWW.EXAMPLE.COM.")
-	f.Fuzz(func(t *testing.T, data []byte) {
-		e, err := Parse("fuzz.yaml", data)
+	probe.Issuer = "CN=Qaznet Trust Network,C=KZ"
+	probe.IssuerCN, probe.IssuerC = []string{"Qaznet Trust Network"}, []string{"KZ"}
+	probe.ChainSubjects = []string{"CN=Qaznet Trust Network,C=KZ", "C=RU,CN=x\\"}
+	probe.IPAddresses = []string{"192.0.2.1"}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		e, err := Parse("fuzz.yaml", in, WithData(data))
 		if err != nil {
 			if e != nil {
 				t.Fatal("Parse returned both an engine and an error")

@@ -24,7 +24,7 @@ import (
 const (
 	maxRuleNameLen = 128
 	maxDepth       = 32
-	supportedMs    = "domains, any, all, not"
+	supportedMs    = "domains, issuer, issuer_country, feed, allowed_issuers, policy, any, all, not"
 )
 
 // Problem is one thing wrong in a rule file, with the place to fix it.
@@ -77,7 +77,7 @@ type Source struct {
 // every file; when there is any, Load returns a nil Engine and a *LoadError
 // listing all of them. A file matched by several patterns is read once.
 // No patterns give an Engine without rules.
-func Load(patterns []string) (*Engine, error) {
+func Load(patterns []string, opts ...Option) (*Engine, error) {
 	var (
 		srcs     []Source
 		problems []Problem
@@ -117,7 +117,7 @@ func Load(patterns []string) (*Engine, error) {
 			srcs = append(srcs, Source{Name: f, Data: data})
 		}
 	}
-	e, err := Compile(srcs)
+	e, err := Compile(srcs, opts...)
 	if len(problems) == 0 {
 		return e, err
 	}
@@ -157,15 +157,21 @@ func unwrapPath(err error) error {
 // Parse compiles a single rule file; filename is used only in problems and
 // RuleInfo.File. It is Compile for one Source; on any problem it returns a
 // nil Engine and a *LoadError.
-func Parse(filename string, data []byte) (*Engine, error) {
-	return Compile([]Source{{Name: filename, Data: data}})
+func Parse(filename string, data []byte, opts ...Option) (*Engine, error) {
+	return Compile([]Source{{Name: filename, Data: data}}, opts...)
 }
 
 // Compile parses and compiles rule sources into one Engine. Rule names must
 // be unique across all sources. Every problem in every source is collected;
 // when there is any, Compile returns a nil Engine and a *LoadError.
-func Compile(srcs []Source) (*Engine, error) {
-	c := &compiler{names: make(map[string]Problem)}
+// Feeds and issuer sets named by the rules are read from the Data given
+// with WithData, once per Compile.
+func Compile(srcs []Source, opts ...Option) (*Engine, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &compiler{names: make(map[string]Problem), data: o.data, feeds: make(map[string]feedResult), sets: make(map[string]setResult)}
 	for _, src := range srcs {
 		start := len(c.problems)
 		p := &fileParser{c: c, file: src.Name}
@@ -186,6 +192,12 @@ type compiler struct {
 	// names maps each rule name seen so far to where it was defined (Msg
 	// unused), to report duplicates.
 	names map[string]Problem
+	// data supplies feeds and issuer sets; nil when none were given.
+	data Data
+	// feeds and sets cache what was compiled from data, so that each is
+	// parsed once however many rules use it.
+	feeds map[string]feedResult
+	sets  map[string]setResult
 }
 
 // ruleDef is a parsed rule before compilation.
@@ -202,6 +214,7 @@ const (
 	nodeAny                     // at least one child holds
 	nodeNot                     // the single child does not hold
 	nodeDomains                 // a leaf: some certificate name matches a watched domain
+	nodeCheck                   // a leaf: check holds for the certificate
 )
 
 // node is one matcher in a rule's match tree.
@@ -212,6 +225,8 @@ type node struct {
 	// number, assigned by build.
 	patterns []domainPattern
 	leaf     int32
+	// For nodeCheck: the compiled test.
+	check checker
 }
 
 // fileParser parses one source, reporting problems to its compiler.
@@ -501,8 +516,20 @@ func (p *fileParser) parseMatch(n *yaml.Node, depth int) *node {
 			if c := p.parseMatch(kv.v, depth+1); c != nil {
 				child = &node{kind: nodeNot, children: []*node{c}}
 			}
-		default:
+		case "issuer":
+			child = p.parseIssuer(kv.v)
+		case "issuer_country":
+			child = p.parseCountry(kv.v)
+		case "feed":
+			child = p.parseFeed(kv.v)
+		case "allowed_issuers":
+			child = p.parseAllowed(kv.v)
+		case "policy":
+			child = p.parsePolicy(kv.v)
+		case "lookalike", "new_issuer", "cel":
 			p.errorf(kv.k.Line, "matcher %q not supported yet (supported: %s)", kv.key, supportedMs)
+		default:
+			p.errorf(kv.k.Line, "unknown matcher %q (supported: %s)", kv.key, supportedMs)
 		}
 		all.children = append(all.children, child)
 	}

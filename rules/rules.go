@@ -16,9 +16,16 @@
 // their meaning. Anything not understood (an unknown key, a matcher not
 // supported yet) is an error with its file and line, never ignored.
 //
+// Other matchers look at the issuer and the chain (issuer, issuer_country,
+// feed, allowed_issuers) or at the certificate itself (policy); the feeds
+// and named issuer sets they use come from a Data given to Compile.
+//
 // Rules are compiled once: the watched domains of every rule go into one
 // hashed index, so matching a certificate costs a few map lookups per name
-// however many names are watched, and does no I/O.
+// however many names are watched, and does no I/O. Feeds and issuer sets
+// become hash sets at compile time. A rule whose match can only hold when
+// one of its domains matched is evaluated only then; other rules (a feed
+// rule, a policy rule) are evaluated for every certificate.
 package rules
 
 import (
@@ -150,63 +157,70 @@ func (e *Engine) Match(c *cert.Cert) []Match {
 	var out []Match
 	for _, ri := range candidates {
 		r := &e.rules[ri]
-		if eval(r.root, fired) {
-			out = append(out, Match{Rule: r.info.Name, Severity: r.info.Severity, Reason: reason(r.root, fired)})
+		if eval(r.root, c, fired) {
+			out = append(out, Match{Rule: r.info.Name, Severity: r.info.Severity, Reason: reason(r.root, c, fired)})
 		}
 	}
 	return out
 }
 
-func eval(n *node, fired map[int32]hitRef) bool {
+// eval reports whether n holds for c, given the domains leaves that fired.
+func eval(n *node, c *cert.Cert, fired map[int32]hitRef) bool {
 	switch n.kind {
 	case nodeDomains:
 		_, ok := fired[n.leaf]
 		return ok
 	case nodeAll:
-		for _, c := range n.children {
-			if !eval(c, fired) {
+		for _, ch := range n.children {
+			if !eval(ch, c, fired) {
 				return false
 			}
 		}
 		return true
 	case nodeAny:
-		for _, c := range n.children {
-			if eval(c, fired) {
+		for _, ch := range n.children {
+			if eval(ch, c, fired) {
 				return true
 			}
 		}
 		return false
 	case nodeNot:
-		return !eval(n.children[0], fired)
+		return !eval(n.children[0], c, fired)
+	case nodeCheck:
+		_, ok := n.check.match(c)
+		return ok
 	}
 	return false
 }
 
 // reason explains why n holds; it is called only when it does.
-func reason(n *node, fired map[int32]hitRef) string {
+func reason(n *node, c *cert.Cert, fired map[int32]hitRef) string {
 	switch n.kind {
 	case nodeDomains:
 		return fired[n.leaf].reason()
 	case nodeAll:
 		parts := make([]string, len(n.children))
-		for i, c := range n.children {
-			parts[i] = reason(c, fired)
+		for i, ch := range n.children {
+			parts[i] = reason(ch, c, fired)
 		}
 		return strings.Join(parts, " and ")
 	case nodeAny:
-		for _, c := range n.children {
-			if eval(c, fired) {
-				return reason(c, fired)
+		for _, ch := range n.children {
+			if eval(ch, c, fired) {
+				return reason(ch, c, fired)
 			}
 		}
 	case nodeNot:
-		return negReason(n.children[0], fired)
+		return negReason(n.children[0], c, fired)
+	case nodeCheck:
+		r, _ := n.check.match(c)
+		return r
 	}
 	return ""
 }
 
 // negReason explains why n does not hold; it is called only when it doesn't.
-func negReason(n *node, fired map[int32]hitRef) string {
+func negReason(n *node, c *cert.Cert, fired map[int32]hitRef) string {
 	switch n.kind {
 	case nodeDomains:
 		if len(n.patterns) == 1 {
@@ -214,19 +228,21 @@ func negReason(n *node, fired map[int32]hitRef) string {
 		}
 		return fmt.Sprintf("no dns name matches any of %d watched domains", len(n.patterns))
 	case nodeAll:
-		for _, c := range n.children {
-			if !eval(c, fired) {
-				return negReason(c, fired)
+		for _, ch := range n.children {
+			if !eval(ch, c, fired) {
+				return negReason(ch, c, fired)
 			}
 		}
 	case nodeAny:
 		parts := make([]string, len(n.children))
-		for i, c := range n.children {
-			parts[i] = negReason(c, fired)
+		for i, ch := range n.children {
+			parts[i] = negReason(ch, c, fired)
 		}
 		return strings.Join(parts, " and ")
 	case nodeNot:
-		return reason(n.children[0], fired)
+		return reason(n.children[0], c, fired)
+	case nodeCheck:
+		return "not " + n.check.describe()
 	}
 	return ""
 }
