@@ -40,6 +40,18 @@ var feedFiles embed.FS
 //go:embed issuers/*.yaml
 var issuerFiles embed.FS
 
+// builtinRules is rules/builtin.yaml: the rules that run unless the
+// configuration turns them off.
+//
+//go:embed rules/builtin.yaml
+var builtinRules string
+
+// BuiltinRules returns the built-in rule file (a copy), in the rule-file
+// format of package rules.
+func BuiltinRules() []byte {
+	return []byte(builtinRules)
+}
+
 // Feed returns the YAML index of the built-in feed name (such as
 // "interception-cas"), and false when there is no such feed.
 //

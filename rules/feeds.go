@@ -19,7 +19,7 @@ import (
 // compiled, never while they match, so matching does no I/O.
 //
 // Feed returns a YAML index
-// `certs: [{file, subject, cert_sha256, spki_sha256, incident, source}]`;
+// `certificates: [{file, subject, cert_sha256, spki_sha256, incident, source}]`;
 // IssuerSet returns YAML `{owner, name, issuers: [{subject, cert_sha256,
 // spki_sha256, source}]}`. Both report false for an unknown name. The name
 // lists are used in error messages.
@@ -34,13 +34,21 @@ type Data interface {
 type Option func(*options)
 
 type options struct {
-	data Data
+	data  Data
+	extra []Source
 }
 
 // WithData makes the feeds and issuer sets of d available to the rules. Without
 // it no feed or owner is known, and rules naming one are errors.
 func WithData(d Data) Option {
 	return func(o *options) { o.data = d }
+}
+
+// WithSources compiles srcs before the files given to Load or Compile:
+// how built-in rules join a user's. Their rule names share one namespace
+// with the user's, so a duplicate name is reported like any other.
+func WithSources(srcs ...Source) Option {
+	return func(o *options) { o.extra = append(o.extra, srcs...) }
 }
 
 // parseHash reads a SHA-256 written as 64 hex digits, in either case, with
@@ -82,7 +90,7 @@ type feedIndex struct {
 		SPKISHA256 string `yaml:"spki_sha256"`
 		Incident   string `yaml:"incident"`
 		Source     string `yaml:"source"`
-	} `yaml:"certs"`
+	} `yaml:"certificates"`
 }
 
 // compileFeed parses a feed index. Every entry needs a subject and at least

@@ -436,7 +436,7 @@ func TestParseWithoutData(t *testing.T) {
 
 func TestBrokenData(t *testing.T) {
 	bad := &fixtureData{
-		feeds: map[string][]byte{"f": []byte("certs:\n  - subject: CN=x\n    cert_sha256: nothex\n")},
+		feeds: map[string][]byte{"f": []byte("certificates:\n  - subject: CN=x\n    cert_sha256: nothex\n")},
 		sets:  map[string][]byte{"o": []byte("issuers: [")},
 	}
 	_, err := Parse("f.yaml", []byte(oneRule("feed: f\nallowed_issuers: {owners: [o]}")), WithData(bad))

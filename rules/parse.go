@@ -172,7 +172,7 @@ func Compile(srcs []Source, opts ...Option) (*Engine, error) {
 		opt(&o)
 	}
 	c := &compiler{names: make(map[string]Problem), data: o.data, feeds: make(map[string]feedResult), sets: make(map[string]setResult)}
-	for _, src := range srcs {
+	for _, src := range slices.Concat(o.extra, srcs) {
 		start := len(c.problems)
 		p := &fileParser{c: c, file: src.Name}
 		p.parse(src.Data)

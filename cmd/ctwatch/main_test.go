@@ -76,7 +76,7 @@ func TestBadRulesExitTwoBeforeStarting(t *testing.T) {
 	}
 	good := write(t, dir, "good.yaml", watchRules)
 	cfg = write(t, dir, "c2.yaml", "log_list: \"\"\nrules:\n  files: ["+good+"]\n")
-	if code, out, stderr := ctwatch(t, "", "rules", "validate", "--config", cfg); code != 0 || !strings.Contains(out, "1 rules") {
+	if code, out, stderr := ctwatch(t, "", "rules", "validate", "--config", cfg); code != 0 || !strings.Contains(out, "3 rules") {
 		t.Errorf("validate good rules: exit %d, out %q, err %q", code, out, stderr)
 	}
 }

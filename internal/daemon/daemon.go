@@ -39,7 +39,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	if len(engine.Rules()) == 0 {
-		logger.Warn("no rules configured: logs are followed and verified, but nothing will alert (set rules.files)")
+		logger.Warn("no rules: logs are followed and verified, but nothing will alert (set rules.files, or rules.builtin: true)")
 	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -193,15 +193,20 @@ func lockDataDir(dir string) (func(), error) {
 	}, nil
 }
 
-// LoadRules loads the configured rule files. With none configured it
-// returns an engine with no rules.
+// LoadRules compiles the built-in rules (unless turned off) and the
+// configured rule files, with the feeds and CA issuer sets shipped with
+// ctwatch. Every problem in any file is in the returned error.
 func LoadRules(cfg *config.Config) (*rules.Engine, error) {
-	e, err := rules.Load(cfg.Rules.Files)
-	if err != nil {
-		return nil, err
+	opts := []rules.Option{rules.WithData(rules.Builtin())}
+	if cfg.Rules.Builtin {
+		opts = append(opts, rules.WithSources(rules.Source{Name: BuiltinRulesName, Data: configs.BuiltinRules()}))
 	}
-	return e, nil
+	return rules.Load(cfg.Rules.Files, opts...)
 }
+
+// BuiltinRulesName is how problems and rule listings name the built-in
+// rule file.
+const BuiltinRulesName = "(built-in) configs/rules/builtin.yaml"
 
 // ruleMatcher adapts the rule engine to monitor.Matcher, adding where in
 // which log the certificate was seen.
