@@ -35,6 +35,10 @@ type Cert struct {
 	IPAddresses []string
 	// EmailAddresses holds the SAN rfc822Names.
 	EmailAddresses []string
+	// SANDNSCount is the number of distinct SAN dNSNames: DNSNames also
+	// holds subject CNs, so this is how a policy tells whether the
+	// certificate names any host in its subjectAltName at all.
+	SANDNSCount int
 
 	// Subject and Issuer are the distinguished names in RFC 4514 form.
 	Subject string

@@ -298,6 +298,7 @@ func (f *fields) cert() *Cert {
 	if c.SignatureAlgorithm == "" {
 		c.SignatureAlgorithm = sigAlgOID(f.rawTBS)
 	}
+	c.SANDNSCount = len(c.DNSNames)
 	for _, cn := range f.commonNames {
 		c.DNSNames = appendCommonName(c.DNSNames, cn)
 	}

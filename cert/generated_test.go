@@ -299,18 +299,20 @@ func TestNames(t *testing.T) {
 		wantDNS    []string
 		wantIPs    []string
 		wantEmails []string
+		// wantSANs is the number of distinct SAN dNSNames (CNs excluded).
+		wantSANs int
 	}{
 		{name: "mixed case SANs deduplicated", dns: []string{"WWW.Example.COM", "www.example.com", "Example.com"},
-			cns: []string{"www.EXAMPLE.com"}, wantDNS: []string{"www.example.com", "example.com"}},
+			cns: []string{"www.EXAMPLE.com"}, wantDNS: []string{"www.example.com", "example.com"}, wantSANs: 2},
 		{name: "CN missing from SANs comes last", dns: []string{"a.example"}, cns: []string{"B.example"},
-			wantDNS: []string{"a.example", "b.example"}},
+			wantDNS: []string{"a.example", "b.example"}, wantSANs: 1},
 		{name: "CN with a space is not a host name", cns: []string{"Example Corp. Web Server"}},
 		{name: "CN without a dot is not a host name", cns: []string{"localhost"}},
 		{name: "CN that is an IP address", cns: []string{"192.0.2.7"}},
 		{name: "several CNs", cns: []string{"one.example", "Two.Example", "two.example"},
 			wantDNS: []string{"one.example", "two.example"}},
-		{name: "many SANs with repeats", dns: manyDNS, wantDNS: manyWant},
-		{name: "more SANs than the stack table holds", wantDNS: hostNames(300),
+		{name: "many SANs with repeats", dns: manyDNS, wantDNS: manyWant, wantSANs: 40},
+		{name: "more SANs than the stack table holds", wantDNS: hostNames(300), wantSANs: 300,
 			dns: append(hostNames(300), strings.ToUpper(hostNames(1)[0]), hostNames(300)[299])},
 		{name: "IP and email SANs", ips: []net.IP{net.ParseIP("192.0.2.1"), net.ParseIP("2001:db8::1")},
 			emails: []string{"ops@example.com"}, cns: []string{"Ops"},
@@ -335,6 +337,9 @@ func TestNames(t *testing.T) {
 			}
 			if !slices.Equal(c.DNSNames, tt.wantDNS) {
 				t.Errorf("DNSNames = %q, want %q", c.DNSNames, tt.wantDNS)
+			}
+			if c.SANDNSCount != tt.wantSANs {
+				t.Errorf("SANDNSCount = %d, want %d", c.SANDNSCount, tt.wantSANs)
 			}
 			if !slices.Equal(c.IPAddresses, tt.wantIPs) {
 				t.Errorf("IPAddresses = %q, want %q", c.IPAddresses, tt.wantIPs)

@@ -34,8 +34,9 @@ type Data interface {
 type Option func(*options)
 
 type options struct {
-	data  Data
-	extra []Source
+	data    Data
+	extra   []Source
+	issuers IssuerMemory // for new_issuer; nil when not given
 }
 
 // WithData makes the feeds and issuer sets of d available to the rules. Without

@@ -233,7 +233,10 @@ func (t *policyTest) fails(check string, c *cert.Cert) (string, bool) {
 			return fmt.Sprintf("signature algorithm %s uses SHA-1", c.SignatureAlgorithm), true
 		}
 	case policyNoSAN:
-		if len(c.DNSNames) == 0 && len(c.IPAddresses) == 0 {
+		if c.SANDNSCount == 0 && len(c.IPAddresses) == 0 {
+			if len(c.DNSNames) > 0 {
+				return fmt.Sprintf("no DNS name or IP address in the subjectAltName (only the subject CN %s)", c.DNSNames[0]), true
+			}
 			return "no DNS name or IP address", true
 		}
 	case policyIPSAN:

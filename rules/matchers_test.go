@@ -352,6 +352,10 @@ func TestPolicy(t *testing.T) {
 		{"EC P-224", all, leaf(before, 90*day, p224.Public(), www, nil), "policy weak_key: ECDSA key of 224 bits (at least 256 required)"},
 		{"IP SAN", all, leaf(before, 90*day, nil, nil, []net.IP{net.ParseIP("192.0.2.7")}), "policy ip_san: IP address SAN 192.0.2.7"},
 		{"no SAN", all, leaf(before, 90*day, nil, nil, nil), "policy no_san: no DNS name or IP address"},
+		{"subject CN but no SAN", "policy: [no_san]", genLeaf(t, &x509.Certificate{NotBefore: before, NotAfter: before.Add(90 * day), Subject: pkix.Name{CommonName: "www.example.com"}}, nil, ca, caKey, nil),
+			"policy no_san: no DNS name or IP address in the subjectAltName (only the subject CN www.example.com)"},
+		{"SAN and the same subject CN", "policy: [no_san]", genLeaf(t, &x509.Certificate{NotBefore: before, NotAfter: before.Add(90 * day), Subject: pkix.Name{CommonName: "www.example.com"}, DNSNames: www}, nil, ca, caKey, nil), ""},
+		{"IP SAN only", "policy: [no_san]", leaf(before, 90*day, nil, nil, []net.IP{net.ParseIP("192.0.2.7")}), ""},
 		{"unlisted check does not fire", "policy: [weak_key]", leaf(before, 90*day, nil, nil, nil), ""},
 		{"several failures", all, leaf(before, 800*day, rsa1024.Public(), nil, []net.IP{net.ParseIP("2001:db8::1")}),
 			"policy max_validity: validity of 800.0 days exceeds the 398-day maximum for certificates issued before 2026-03-15; policy weak_key: RSA key of 1024 bits (at least 2048 required); policy ip_san: IP address SAN 2001:db8::1"},
@@ -401,7 +405,7 @@ func TestParseMatcherProblems(t *testing.T) {
 		{"policy unknown", "policy:\n  - weak_key\n  - sha256", []Problem{{Line: 7, Msg: `unknown policy check "sha256" (supported: max_validity, weak_key, sha1, no_san, ip_san)`}}},
 		{"policy not a list", "policy: weak_key", []Problem{{Line: 5, Msg: "policy must be a list"}}},
 		{"policy empty", "policy: []", []Problem{{Line: 5, Msg: "policy list is empty"}}},
-		{"lookalike", "lookalike: {brands: [bank]}", []Problem{{Line: 5, Msg: `matcher "lookalike" not supported yet (supported: domains, issuer, issuer_country, feed, allowed_issuers, policy, any, all, not)`}}},
+		{"lookalike", "lookalike: {brands: []}", []Problem{{Line: 5, Msg: "brands list is empty"}}},
 	}
 	data := loadFixtures(t)
 	for _, tt := range tests {

@@ -24,7 +24,7 @@ import (
 const (
 	maxRuleNameLen = 128
 	maxDepth       = 32
-	supportedMs    = "domains, issuer, issuer_country, feed, allowed_issuers, policy, any, all, not"
+	supportedMs    = "domains, issuer, issuer_country, feed, allowed_issuers, policy, lookalike, cel, new_issuer, any, all, not"
 )
 
 // Problem is one thing wrong in a rule file, with the place to fix it.
@@ -171,7 +171,7 @@ func Compile(srcs []Source, opts ...Option) (*Engine, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := &compiler{names: make(map[string]Problem), data: o.data, feeds: make(map[string]feedResult), sets: make(map[string]setResult)}
+	c := &compiler{names: make(map[string]Problem), data: o.data, feeds: make(map[string]feedResult), sets: make(map[string]setResult), issuers: o.issuers}
 	for _, src := range slices.Concat(o.extra, srcs) {
 		start := len(c.problems)
 		p := &fileParser{c: c, file: src.Name}
@@ -182,7 +182,11 @@ func Compile(srcs []Source, opts ...Option) (*Engine, error) {
 	if len(c.problems) > 0 {
 		return nil, &LoadError{Problems: c.problems}
 	}
-	return build(c.rules), nil
+	e := build(c.rules)
+	if c.newIssuer {
+		e.issuers = c.issuers
+	}
+	return e, nil
 }
 
 // compiler gathers rules and problems across the sources of one Compile.
@@ -198,6 +202,12 @@ type compiler struct {
 	// parsed once however many rules use it.
 	feeds map[string]feedResult
 	sets  map[string]setResult
+	// cel holds the environment of cel matchers, built on first use.
+	cel celState
+	// issuers is the memory of new_issuer (nil when not given); newIssuer
+	// is set when a rule uses it.
+	issuers   IssuerMemory
+	newIssuer bool
 }
 
 // ruleDef is a parsed rule before compilation.
@@ -210,11 +220,12 @@ type ruleDef struct {
 type nodeKind uint8
 
 const (
-	nodeAll     nodeKind = iota // every child holds
-	nodeAny                     // at least one child holds
-	nodeNot                     // the single child does not hold
-	nodeDomains                 // a leaf: some certificate name matches a watched domain
-	nodeCheck                   // a leaf: check holds for the certificate
+	nodeAll       nodeKind = iota // every child holds
+	nodeAny                       // at least one child holds
+	nodeNot                       // the single child does not hold
+	nodeDomains                   // a leaf: some certificate name matches a watched domain
+	nodeCheck                     // a leaf: check holds for the certificate
+	nodeNewIssuer                 // a leaf: the certificate's issuer key is seen for the first time
 )
 
 // node is one matcher in a rule's match tree.
@@ -526,8 +537,12 @@ func (p *fileParser) parseMatch(n *yaml.Node, depth int) *node {
 			child = p.parseAllowed(kv.v)
 		case "policy":
 			child = p.parsePolicy(kv.v)
-		case "lookalike", "new_issuer", "cel":
-			p.errorf(kv.k.Line, "matcher %q not supported yet (supported: %s)", kv.key, supportedMs)
+		case "cel":
+			child = p.parseCEL(kv.v)
+		case "new_issuer":
+			child = p.parseNewIssuer(kv.v)
+		case "lookalike":
+			child = p.parseLookalike(kv.v)
 		default:
 			p.errorf(kv.k.Line, "unknown matcher %q (supported: %s)", kv.key, supportedMs)
 		}

@@ -26,7 +26,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		{"testdata/load/bad1.yaml", 12, `unknown key "colour" in rule (want name, severity, description, tags, match)`},
 		{"testdata/load/bad1.yaml", 15, `rule has no name`},
 		{"testdata/load/bad2.yaml", 2, `duplicate rule name "dup" (first defined at testdata/load/bad1.yaml:2)`},
-		{"testdata/load/bad2.yaml", 9, `matcher "lookalike" not supported yet (supported: domains, issuer, issuer_country, feed, allowed_issuers, policy, any, all, not)`},
+		{"testdata/load/bad2.yaml", 9, `lookalike must be a mapping`},
 		{"testdata/load/bad2.yaml", 15, `invalid domain "bad_name.example": idna: disallowed rune U+005F`},
 		{"testdata/load/bad2.yaml", 19, `domains list is empty`},
 		{"testdata/load/nothing-*.yaml", 0, `pattern matches no files`},
@@ -38,7 +38,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 testdata/load/bad1.yaml:12: unknown key "colour" in rule (want name, severity, description, tags, match)
 testdata/load/bad1.yaml:15: rule has no name
 testdata/load/bad2.yaml:2: duplicate rule name "dup" (first defined at testdata/load/bad1.yaml:2)
-testdata/load/bad2.yaml:9: matcher "lookalike" not supported yet (supported: domains, issuer, issuer_country, feed, allowed_issuers, policy, any, all, not)
+testdata/load/bad2.yaml:9: lookalike must be a mapping
 testdata/load/bad2.yaml:15: invalid domain "bad_name.example": idna: disallowed rune U+005F
 testdata/load/bad2.yaml:19: domains list is empty
 testdata/load/nothing-*.yaml: pattern matches no files`
@@ -177,16 +177,16 @@ func TestParseProblems(t *testing.T) {
 			{Line: 4, Msg: "match must be a mapping"},
 		}},
 		{"match empty", "rules:\n  - name: r\n    severity: low\n    match: {}\n", []Problem{
-			{Line: 4, Msg: "match is empty: it needs at least one matcher (domains, issuer, issuer_country, feed, allowed_issuers, policy, any, all, not)"},
+			{Line: 4, Msg: "match is empty: it needs at least one matcher (domains, issuer, issuer_country, feed, allowed_issuers, policy, lookalike, cel, new_issuer, any, all, not)"},
 		}},
-		{"unsupported matcher", "rules:\n  - name: r\n    severity: low\n    match:\n      cel: 'true'\n", []Problem{
-			{Line: 5, Msg: `matcher "cel" not supported yet (supported: domains, issuer, issuer_country, feed, allowed_issuers, policy, any, all, not)`},
+		{"cel not a bool", "rules:\n  - name: r\n    severity: low\n    match:\n      cel: '1'\n", []Problem{
+			{Line: 5, Msg: `cel expression must be a bool, not int`},
 		}},
-		{"unsupported matcher nested", "rules:\n  - name: r\n    severity: low\n    match:\n      any:\n        - domains: [a.test]\n        - new_issuer: true\n", []Problem{
-			{Line: 7, Msg: `matcher "new_issuer" not supported yet (supported: domains, issuer, issuer_country, feed, allowed_issuers, policy, any, all, not)`},
+		{"new_issuer nested without memory", "rules:\n  - name: r\n    severity: low\n    match:\n      any:\n        - domains: [a.test]\n        - new_issuer: true\n", []Problem{
+			{Line: 7, Msg: `new_issuer needs an issuer memory, and none was configured (rules.WithIssuerMemory)`},
 		}},
 		{"unknown matcher", "rules:\n  - name: r\n    severity: low\n    match:\n      issuers: {cn: x}\n", []Problem{
-			{Line: 5, Msg: `unknown matcher "issuers" (supported: domains, issuer, issuer_country, feed, allowed_issuers, policy, any, all, not)`},
+			{Line: 5, Msg: `unknown matcher "issuers" (supported: domains, issuer, issuer_country, feed, allowed_issuers, policy, lookalike, cel, new_issuer, any, all, not)`},
 		}},
 		{"domains not a list", "rules:\n  - name: r\n    severity: low\n    match:\n      domains: a.test\n", []Problem{
 			{Line: 5, Msg: "domains must be a list"},

@@ -73,6 +73,9 @@ type Engine struct {
 	// evaluated for every certificate. Every other rule is evaluated only
 	// when one of its leaves matched.
 	always []int32
+	// issuers is asked about every certificate's issuer key when a rule
+	// uses new_issuer; nil otherwise.
+	issuers IssuerMemory
 }
 
 // build numbers the leaves of the parsed rules and indexes their domains.
@@ -154,73 +157,91 @@ func (e *Engine) Match(c *cert.Cert) []Match {
 		slices.Sort(candidates)
 		candidates = slices.Compact(candidates)
 	}
+	st := matchState{fired: fired}
+	if e.issuers != nil && !c.IssuerSPKIHash.IsZero() {
+		// Asked once per certificate, before any rule, so that every
+		// new_issuer leaf of every rule sees the same answer.
+		st.newIssuer = e.issuers.FirstSighting(c.IssuerSPKIHash)
+	}
 	var out []Match
 	for _, ri := range candidates {
 		r := &e.rules[ri]
-		if eval(r.root, c, fired) {
-			out = append(out, Match{Rule: r.info.Name, Severity: r.info.Severity, Reason: reason(r.root, c, fired)})
+		if eval(r.root, c, st) {
+			out = append(out, Match{Rule: r.info.Name, Severity: r.info.Severity, Reason: reason(r.root, c, st)})
 		}
 	}
 	return out
 }
 
+// matchState is what one Match found out about a certificate before
+// evaluating rules: the domains leaves that fired, and whether its issuer
+// key is seen for the first time.
+type matchState struct {
+	fired     map[int32]hitRef
+	newIssuer bool
+}
+
 // eval reports whether n holds for c, given the domains leaves that fired.
-func eval(n *node, c *cert.Cert, fired map[int32]hitRef) bool {
+func eval(n *node, c *cert.Cert, st matchState) bool {
 	switch n.kind {
 	case nodeDomains:
-		_, ok := fired[n.leaf]
+		_, ok := st.fired[n.leaf]
 		return ok
 	case nodeAll:
 		for _, ch := range n.children {
-			if !eval(ch, c, fired) {
+			if !eval(ch, c, st) {
 				return false
 			}
 		}
 		return true
 	case nodeAny:
 		for _, ch := range n.children {
-			if eval(ch, c, fired) {
+			if eval(ch, c, st) {
 				return true
 			}
 		}
 		return false
 	case nodeNot:
-		return !eval(n.children[0], c, fired)
+		return !eval(n.children[0], c, st)
 	case nodeCheck:
 		_, ok := n.check.match(c)
 		return ok
+	case nodeNewIssuer:
+		return st.newIssuer
 	}
 	return false
 }
 
 // reason explains why n holds; it is called only when it does.
-func reason(n *node, c *cert.Cert, fired map[int32]hitRef) string {
+func reason(n *node, c *cert.Cert, st matchState) string {
 	switch n.kind {
 	case nodeDomains:
-		return fired[n.leaf].reason()
+		return st.fired[n.leaf].reason()
 	case nodeAll:
 		parts := make([]string, len(n.children))
 		for i, ch := range n.children {
-			parts[i] = reason(ch, c, fired)
+			parts[i] = reason(ch, c, st)
 		}
 		return strings.Join(parts, " and ")
 	case nodeAny:
 		for _, ch := range n.children {
-			if eval(ch, c, fired) {
-				return reason(ch, c, fired)
+			if eval(ch, c, st) {
+				return reason(ch, c, st)
 			}
 		}
 	case nodeNot:
-		return negReason(n.children[0], c, fired)
+		return negReason(n.children[0], c, st)
 	case nodeCheck:
 		r, _ := n.check.match(c)
 		return r
+	case nodeNewIssuer:
+		return newIssuerReason(c, true)
 	}
 	return ""
 }
 
 // negReason explains why n does not hold; it is called only when it doesn't.
-func negReason(n *node, c *cert.Cert, fired map[int32]hitRef) string {
+func negReason(n *node, c *cert.Cert, st matchState) string {
 	switch n.kind {
 	case nodeDomains:
 		if len(n.patterns) == 1 {
@@ -229,20 +250,22 @@ func negReason(n *node, c *cert.Cert, fired map[int32]hitRef) string {
 		return fmt.Sprintf("no dns name matches any of %d watched domains", len(n.patterns))
 	case nodeAll:
 		for _, ch := range n.children {
-			if !eval(ch, c, fired) {
-				return negReason(ch, c, fired)
+			if !eval(ch, c, st) {
+				return negReason(ch, c, st)
 			}
 		}
 	case nodeAny:
 		parts := make([]string, len(n.children))
 		for i, ch := range n.children {
-			parts[i] = negReason(ch, c, fired)
+			parts[i] = negReason(ch, c, st)
 		}
 		return strings.Join(parts, " and ")
 	case nodeNot:
-		return reason(n.children[0], c, fired)
+		return reason(n.children[0], c, st)
 	case nodeCheck:
 		return "not " + n.check.describe()
+	case nodeNewIssuer:
+		return newIssuerReason(c, false)
 	}
 	return ""
 }

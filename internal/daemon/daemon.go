@@ -34,7 +34,11 @@ import (
 // cannot work without fails: the data directory, NATS, the rules, or a
 // tailer's storage.
 func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
-	engine, err := LoadRules(cfg)
+	issuers, err := newIssuerMemory()
+	if err != nil {
+		return err
+	}
+	engine, err := loadRules(cfg, issuers)
 	if err != nil {
 		return err
 	}
@@ -60,6 +64,11 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	bus, err := alerting.Open(ctx, nc, alerting.StreamConfig{MaxAge: cfg.NATS.StreamMaxAge, Duplicates: cfg.NATS.DedupeWindow})
 	if err != nil {
 		return fmt.Errorf("open hit stream: %w", err)
+	}
+
+	issuerStore, err := openIssuerStore(ctx, bus.JetStream(), issuers, logger)
+	if err != nil {
+		return err
 	}
 
 	disp, closers, err := newDispatcher(bus, cfg, logger)
@@ -102,6 +111,10 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		errc:        errc,
 		running:     map[string]*runningTailer{},
 	}
+	issuersCtx, stopIssuers := context.WithCancel(context.WithoutCancel(ctx))
+	var issuersDone sync.WaitGroup
+	issuersDone.Go(func() { issuerStore.run(issuersCtx) })
+	defer func() { stopIssuers(); issuersDone.Wait() }()
 	sup.apply(logs)
 	if src := listSource(cfg, logger); src != nil && isURL(cfg.LogList) && cfg.LogListRefresh > 0 {
 		go sup.refresh(src, cfg, cfg.LogListRefresh)
@@ -118,6 +131,9 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	// Tailers first: after this no new hit is published.
 	stopTailers()
 	sup.wait()
+	// Matching has stopped: store the last new issuer keys.
+	stopIssuers()
+	issuersDone.Wait()
 	// Sinks next: let them deliver what is already in the stream for a
 	// moment, then stop; whatever is left stays in JetStream for next time.
 	drainSinks(bus, cfg, 5*time.Second)
@@ -196,8 +212,20 @@ func lockDataDir(dir string) (func(), error) {
 // LoadRules compiles the built-in rules (unless turned off) and the
 // configured rule files, with the feeds and CA issuer sets shipped with
 // ctwatch. Every problem in any file is in the returned error.
+//
+// new_issuer rules get a memory that knows the built-in CA keys and is not
+// persisted (what `ctwatch check` and `rules validate` need); Run gives
+// its own, backed by the IssuersBucket.
 func LoadRules(cfg *config.Config) (*rules.Engine, error) {
-	opts := []rules.Option{rules.WithData(rules.Builtin())}
+	issuers, err := newIssuerMemory()
+	if err != nil {
+		return nil, err
+	}
+	return loadRules(cfg, issuers)
+}
+
+func loadRules(cfg *config.Config, issuers rules.IssuerMemory) (*rules.Engine, error) {
+	opts := []rules.Option{rules.WithData(rules.Builtin()), rules.WithIssuerMemory(issuers)}
 	if cfg.Rules.Builtin {
 		opts = append(opts, rules.WithSources(rules.Source{Name: BuiltinRulesName, Data: configs.BuiltinRules()}))
 	}

@@ -1,0 +1,323 @@
+package rules
+
+import (
+	"encoding/hex"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	celref "cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ctwatch/ctwatch/cert"
+)
+
+// The `cel` matcher: a Common Expression Language expression over one
+// variable, `cert`, of the object type ctwatch.Cert. Its fields are read
+// straight from the *cert.Cert being matched (see celFields), so nothing is
+// copied into a map per certificate, and the type checker knows every
+// field: a misspelt field or an expression that is not a bool is a problem
+// at load time, with the rule file's line.
+
+const (
+	// celTypeName is the CEL name of the certificate object type.
+	celTypeName = "ctwatch.Cert"
+	// celVar is the one variable an expression sees.
+	celVar = "cert"
+	// maxCELLen bounds an expression's source, and celRecursionLimit its
+	// nesting, so that a mistaken rule file costs no more than a normal one
+	// to compile.
+	maxCELLen         = 4096
+	celRecursionLimit = 64
+)
+
+// celField is one field of ctwatch.Cert: its CEL type and how to read it.
+type celField struct {
+	typ *types.Type
+	get func(c *cert.Cert) celref.Val
+}
+
+// celFields describes ctwatch.Cert. Lists and strings share the
+// certificate's memory; hashes are lower-case hex ("" or [] when unknown),
+// times are timestamps (the zero time when unknown).
+func celFields() map[string]celField {
+	strList := types.NewListType(types.StringType)
+	str := func(get func(c *cert.Cert) string) celField {
+		return celField{types.StringType, func(c *cert.Cert) celref.Val { return types.String(get(c)) }}
+	}
+	list := func(get func(c *cert.Cert) []string) celField {
+		return celField{strList, func(c *cert.Cert) celref.Val { return types.NewStringList(types.DefaultTypeAdapter, get(c)) }}
+	}
+	stamp := func(get func(c *cert.Cert) time.Time) celField {
+		return celField{types.TimestampType, func(c *cert.Cert) celref.Val { return types.Timestamp{Time: get(c)} }}
+	}
+	return map[string]celField{
+		"dns_names":           list(func(c *cert.Cert) []string { return c.DNSNames }),
+		"ip_addresses":        list(func(c *cert.Cert) []string { return c.IPAddresses }),
+		"emails":              list(func(c *cert.Cert) []string { return c.EmailAddresses }),
+		"subject":             str(func(c *cert.Cert) string { return c.Subject }),
+		"issuer":              str(func(c *cert.Cert) string { return c.Issuer }),
+		"issuer_cn":           list(func(c *cert.Cert) []string { return c.IssuerCN }),
+		"issuer_o":            list(func(c *cert.Cert) []string { return c.IssuerO }),
+		"issuer_ou":           list(func(c *cert.Cert) []string { return c.IssuerOU }),
+		"issuer_c":            list(func(c *cert.Cert) []string { return c.IssuerC }),
+		"key_type":            str(func(c *cert.Cert) string { return c.KeyType }),
+		"key_size":            {types.IntType, func(c *cert.Cert) celref.Val { return types.Int(c.KeySize) }},
+		"not_before":          stamp(func(c *cert.Cert) time.Time { return c.NotBefore }),
+		"not_after":           stamp(func(c *cert.Cert) time.Time { return c.NotAfter }),
+		"validity_days":       {types.IntType, func(c *cert.Cert) celref.Val { return types.Int(validityDays(c)) }},
+		"precert":             {types.BoolType, func(c *cert.Cert) celref.Val { return types.Bool(c.Precert) }},
+		"signature_algorithm": str(func(c *cert.Cert) string { return c.SignatureAlgorithm }),
+		"chain_sha256":        list(func(c *cert.Cert) []string { return hexList(c.Chain) }),
+		"chain_spki_sha256":   list(func(c *cert.Cert) []string { return hexList(c.ChainSPKI) }),
+		"issuer_spki_sha256":  str(func(c *cert.Cert) string { return hexHash(c.IssuerSPKIHash) }),
+		"sha256":              str(func(c *cert.Cert) string { return hexHash(c.SHA256) }),
+	}
+}
+
+// validityDays counts whole days of validity the way the Baseline
+// Requirements count the period (both ends included, so notAfter -
+// notBefore + 1 second); 0 when either time is unknown.
+func validityDays(c *cert.Cert) int64 {
+	if c.NotBefore.IsZero() || c.NotAfter.IsZero() {
+		return 0
+	}
+	return int64((c.NotAfter.Sub(c.NotBefore) + time.Second) / (24 * time.Hour))
+}
+
+func hexHash(h cert.Hash) string {
+	if h.IsZero() {
+		return ""
+	}
+	return hex.EncodeToString(h[:])
+}
+
+func hexList(hs []cert.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = hexHash(h)
+	}
+	return out
+}
+
+// celProvider adds ctwatch.Cert to CEL's standard types. Its field getters
+// take the *cert.Cert that certValue.Value returns.
+type celProvider struct {
+	*types.Registry
+	fields map[string]*types.FieldType
+	names  []string
+}
+
+func newCELProvider() (*celProvider, error) {
+	reg, err := types.NewRegistry()
+	if err != nil {
+		return nil, fmt.Errorf("cel type registry: %w", err)
+	}
+	p := &celProvider{Registry: reg, fields: make(map[string]*types.FieldType)}
+	for name, f := range celFields() {
+		get := f.get
+		p.fields[name] = &types.FieldType{
+			Type: f.typ,
+			// Every field is always present: has(cert.x) is true, and an
+			// empty value is tested with size() or == "".
+			IsSet: func(target any) bool { _, ok := target.(*cert.Cert); return ok },
+			GetFrom: func(target any) (any, error) {
+				c, ok := target.(*cert.Cert)
+				if !ok || c == nil {
+					return nil, fmt.Errorf("field %s read from %T, not a certificate", name, target)
+				}
+				return get(c), nil
+			},
+		}
+		p.names = append(p.names, name)
+	}
+	return p, nil
+}
+
+// FindStructType knows ctwatch.Cert, then the standard types.
+func (p *celProvider) FindStructType(name string) (*types.Type, bool) {
+	if name == celTypeName {
+		return types.NewTypeTypeWithParam(types.NewObjectType(celTypeName)), true
+	}
+	return p.Registry.FindStructType(name)
+}
+
+// FindStructFieldNames lists the fields of ctwatch.Cert.
+func (p *celProvider) FindStructFieldNames(name string) ([]string, bool) {
+	if name == celTypeName {
+		return append([]string(nil), p.names...), true
+	}
+	return p.Registry.FindStructFieldNames(name)
+}
+
+// FindStructFieldType describes one field of ctwatch.Cert.
+func (p *celProvider) FindStructFieldType(name, field string) (*types.FieldType, bool) {
+	if name == celTypeName {
+		ft, ok := p.fields[field]
+		return ft, ok
+	}
+	return p.Registry.FindStructFieldType(name, field)
+}
+
+// newCELEnv builds the environment every cel matcher of a Compile shares:
+// the standard library, the strings extension, and `cert`.
+func newCELEnv() (*cel.Env, error) {
+	prov, err := newCELProvider()
+	if err != nil {
+		return nil, err
+	}
+	env, err := cel.NewEnv(
+		cel.CustomTypeProvider(prov),
+		cel.Variable(celVar, types.NewObjectType(celTypeName)),
+		ext.Strings(),
+		cel.ParserExpressionSizeLimit(maxCELLen),
+		cel.ParserRecursionLimit(celRecursionLimit),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cel environment: %w", err)
+	}
+	return env, nil
+}
+
+// celState caches the environment within one Compile.
+type celState struct {
+	env  *cel.Env
+	err  error
+	done bool
+}
+
+func (s *celState) get() (*cel.Env, error) {
+	if !s.done {
+		s.env, s.err = newCELEnv()
+		s.done = true
+	}
+	return s.env, s.err
+}
+
+// certValue is the value of `cert`. It is a single pointer, so boxing it
+// in an interface does not allocate.
+type certValue struct{ c *cert.Cert }
+
+func (v certValue) ConvertToNative(t reflect.Type) (any, error) {
+	if reflect.TypeOf(v.c) == t {
+		return v.c, nil
+	}
+	return nil, fmt.Errorf("cannot convert %s to %v", celTypeName, t)
+}
+
+func (v certValue) ConvertToType(t celref.Type) celref.Val {
+	if t == types.TypeType {
+		return types.NewObjectType(celTypeName)
+	}
+	if t.TypeName() == celTypeName {
+		return v
+	}
+	return types.NewErr("cannot convert %s to %s", celTypeName, t.TypeName())
+}
+
+func (v certValue) Equal(other celref.Val) celref.Val {
+	o, ok := other.(certValue)
+	return types.Bool(ok && o.c == v.c)
+}
+
+func (v certValue) Type() celref.Type { return types.NewObjectType(celTypeName) }
+
+func (v certValue) Value() any { return v.c }
+
+// celActivation binds `cert` for one evaluation. Like certValue it is a
+// single pointer, passed by value: an evaluation needs no pool and
+// allocates no activation.
+type celActivation struct{ c *cert.Cert }
+
+func (a celActivation) ResolveName(name string) (any, bool) {
+	if name == celVar {
+		return certValue(a), true
+	}
+	return nil, false
+}
+
+func (a celActivation) Parent() interpreter.Activation { return nil }
+
+// celTest is `cel: 'expression'`: it holds when the expression evaluates to
+// true. An evaluation error (an index out of range, say) means it does not
+// hold. A cel.Program is safe for concurrent use.
+type celTest struct {
+	src string
+	prg cel.Program
+}
+
+func (t *celTest) match(c *cert.Cert) (string, bool) {
+	out, _, err := t.prg.Eval(celActivation{c})
+	if err != nil || out != types.True {
+		return "", false
+	}
+	return t.describe(), true
+}
+
+func (t *celTest) describe() string {
+	return fmt.Sprintf("cel expression %q is true", t.src)
+}
+
+// parseCEL parses `cel: 'expression'`, compiling and type-checking it.
+func (p *fileParser) parseCEL(n *yaml.Node) *node {
+	src, ok := p.str(n, "cel")
+	if !ok {
+		return nil
+	}
+	// A block scalar ends in a newline that is no part of the expression.
+	src = strings.TrimRight(src, " \t\r\n")
+	if src == "" {
+		p.errorf(n.Line, "cel expression is empty")
+		return nil
+	}
+	if len(src) > maxCELLen {
+		p.errorf(n.Line, "cel expression is longer than %d characters", maxCELLen)
+		return nil
+	}
+	env, err := p.c.cel.get()
+	if err != nil {
+		p.errorf(n.Line, "%v", err)
+		return nil
+	}
+	ast, iss := env.Compile(src)
+	if iss != nil && iss.Err() != nil {
+		p.celErrors(n, iss)
+		return nil
+	}
+	if !ast.OutputType().IsExactType(types.BoolType) {
+		p.errorf(n.Line, "cel expression must be a bool, not %s", ast.OutputType())
+		return nil
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		p.errorf(n.Line, "cel: %v", err)
+		return nil
+	}
+	return checkNode(&celTest{src: src, prg: prg})
+}
+
+// celErrors reports CEL's compile errors at their line in the rule file:
+// an expression written as a block scalar starts on the line after its
+// key, a plain or quoted one on the key's line.
+func (p *fileParser) celErrors(n *yaml.Node, iss *cel.Issues) {
+	errs := iss.Errors()
+	if len(errs) == 0 {
+		p.errorf(n.Line, "cel: %v", iss.Err())
+		return
+	}
+	for _, e := range errs {
+		line, col := e.Location.Line(), e.Location.Column()
+		fileLine := n.Line
+		if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+			fileLine += line
+		} else if line > 1 {
+			fileLine += line - 1
+		}
+		p.errorf(fileLine, "cel: column %d: %s", col+1, e.Message)
+	}
+}
