@@ -111,6 +111,20 @@ func (r *recorder) await(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// current returns a copy of the saved checkpoint, taking the lock: for use
+// outside await conditions while a tailer may be saving.
+func (r *recorder) current() *monitor.Checkpoint {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cp := r.checkpoint()
+	if cp == nil {
+		return nil
+	}
+	c := *cp
+	return &c
+}
+
+// checkpoint returns the saved checkpoint; the caller holds r.mu.
 func (r *recorder) checkpoint() *monitor.Checkpoint {
 	for _, cp := range r.cps {
 		return cp
@@ -333,7 +347,7 @@ func TestTailerProcessesEveryEntryOnceInOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkHits(t, f.rec, watched)
-			checkRange(t, f.rec.checkpoint(), rootOf(t, f.log, n))
+			checkRange(t, f.rec.current(), rootOf(t, f.log, n))
 			if st := tl.Stats(); st.Processed != n || st.Malformed != 0 {
 				t.Fatalf("stats %+v: want %d processed, 0 malformed", st, n)
 			}
@@ -491,7 +505,7 @@ func TestTailerMisbehaviourDoesNotAdvance(t *testing.T) {
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			cp := f.rec.checkpoint()
+			cp := f.rec.current()
 			if cp.TreeSize != 100 || cp.NextIndex != 100 {
 				t.Errorf("checkpoint moved to size %d next %d after misbehaviour", cp.TreeSize, cp.NextIndex)
 			}
@@ -533,7 +547,7 @@ func TestTailerStartPositions(t *testing.T) {
 				}
 			}
 			checkHits(t, f.rec, want)
-			checkRange(t, f.rec.checkpoint(), rootOf(t, f.log, 177))
+			checkRange(t, f.rec.current(), rootOf(t, f.log, 177))
 		})
 	}
 }
@@ -550,14 +564,14 @@ func TestTailerResumesFromCheckpoint(t *testing.T) {
 	for i := 0; ; i++ {
 		stop := run(t, f.tailer(t, zero(), opts, nil))
 		before := uint64(0)
-		if cp := f.rec.checkpoint(); cp != nil {
+		if cp := f.rec.current(); cp != nil {
 			before = cp.NextIndex
 		}
 		f.rec.await(t, "a commit", func() bool { cp := f.rec.checkpoint(); return cp != nil && cp.NextIndex > before })
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		if f.rec.checkpoint().NextIndex == 600 {
+		if f.rec.current().NextIndex == 600 {
 			break
 		}
 		if i > 20 {
@@ -632,7 +646,7 @@ func TestTailerHostileResponses(t *testing.T) {
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			if cp := f.rec.checkpoint(); cp != nil && cp.NextIndex != 0 {
+			if cp := f.rec.current(); cp != nil && cp.NextIndex != 0 {
 				t.Fatalf("advanced to %d on responses it could not read", cp.NextIndex)
 			}
 			if st := tl.Stats(); st.Processed != 0 || len(f.rec.hits) != 0 {
@@ -702,7 +716,7 @@ func TestTailerCommitsDownloadedEntriesOnStop(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	cp := f.rec.checkpoint()
+	cp := f.rec.current()
 	if cp.NextIndex < 30 || cp.NextIndex >= 400 {
 		t.Fatalf("stopped with next index %d: want the downloaded entries (≥ 30) committed, not all 400", cp.NextIndex)
 	}

@@ -251,7 +251,7 @@ func TestStaticTailerMisbehaviourDoesNotAdvance(t *testing.T) {
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			cp := f.rec.checkpoint()
+			cp := f.rec.current()
 			if cp.TreeSize != 300 || cp.NextIndex != 300 {
 				t.Errorf("checkpoint moved to size %d next %d after misbehaviour", cp.TreeSize, cp.NextIndex)
 			}
@@ -274,7 +274,7 @@ func TestStaticTailerTamperedEntry(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	cp := f.rec.checkpoint()
+	cp := f.rec.current()
 	if cp.NextIndex > bad {
 		t.Fatalf("advanced to %d past the tampered entry %d", cp.NextIndex, bad)
 	}
@@ -329,14 +329,14 @@ func TestStaticTailerResumesFromCheckpoint(t *testing.T) {
 	for i := 0; ; i++ {
 		stop := run(t, f.tailer(t, zero(), opts, nil))
 		before := uint64(0)
-		if cp := f.rec.checkpoint(); cp != nil {
+		if cp := f.rec.current(); cp != nil {
 			before = cp.NextIndex
 		}
 		f.rec.await(t, "a commit", func() bool { cp := f.rec.checkpoint(); return cp != nil && cp.NextIndex > before })
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		if f.rec.checkpoint().NextIndex == 900 {
+		if f.rec.current().NextIndex == 900 {
 			break
 		}
 		if i > 30 {
