@@ -3,7 +3,9 @@ package rules
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +42,10 @@ const (
 type celField struct {
 	typ *types.Type
 	get func(c *cert.Cert) celref.Val
+	// strs is set for the list(string) fields: their elements, which a
+	// celBinding converts to CEL strings once for every rule that reads
+	// them.
+	strs func(c *cert.Cert) []string
 }
 
 // celFields describes ctwatch.Cert. Lists and strings share the
@@ -48,13 +54,13 @@ type celField struct {
 func celFields() map[string]celField {
 	strList := types.NewListType(types.StringType)
 	str := func(get func(c *cert.Cert) string) celField {
-		return celField{types.StringType, func(c *cert.Cert) celref.Val { return types.String(get(c)) }}
+		return celField{typ: types.StringType, get: func(c *cert.Cert) celref.Val { return types.String(get(c)) }}
 	}
 	list := func(get func(c *cert.Cert) []string) celField {
-		return celField{strList, func(c *cert.Cert) celref.Val { return types.NewStringList(types.DefaultTypeAdapter, get(c)) }}
+		return celField{strList, func(c *cert.Cert) celref.Val { return types.NewStringList(types.DefaultTypeAdapter, get(c)) }, get}
 	}
 	stamp := func(get func(c *cert.Cert) time.Time) celField {
-		return celField{types.TimestampType, func(c *cert.Cert) celref.Val { return types.Timestamp{Time: get(c)} }}
+		return celField{typ: types.TimestampType, get: func(c *cert.Cert) celref.Val { return types.Timestamp{Time: get(c)} }}
 	}
 	return map[string]celField{
 		"dns_names":           list(func(c *cert.Cert) []string { return c.DNSNames }),
@@ -67,11 +73,11 @@ func celFields() map[string]celField {
 		"issuer_ou":           list(func(c *cert.Cert) []string { return c.IssuerOU }),
 		"issuer_c":            list(func(c *cert.Cert) []string { return c.IssuerC }),
 		"key_type":            str(func(c *cert.Cert) string { return c.KeyType }),
-		"key_size":            {types.IntType, func(c *cert.Cert) celref.Val { return types.Int(c.KeySize) }},
+		"key_size":            {typ: types.IntType, get: func(c *cert.Cert) celref.Val { return types.Int(c.KeySize) }},
 		"not_before":          stamp(func(c *cert.Cert) time.Time { return c.NotBefore }),
 		"not_after":           stamp(func(c *cert.Cert) time.Time { return c.NotAfter }),
-		"validity_days":       {types.IntType, func(c *cert.Cert) celref.Val { return types.Int(validityDays(c)) }},
-		"precert":             {types.BoolType, func(c *cert.Cert) celref.Val { return types.Bool(c.Precert) }},
+		"validity_days":       {typ: types.IntType, get: func(c *cert.Cert) celref.Val { return types.Int(validityDays(c)) }},
+		"precert":             {typ: types.BoolType, get: func(c *cert.Cert) celref.Val { return types.Bool(c.Precert) }},
 		"signature_algorithm": str(func(c *cert.Cert) string { return c.SignatureAlgorithm }),
 		"chain_sha256":        list(func(c *cert.Cert) []string { return hexList(c.Chain) }),
 		"chain_spki_sha256":   list(func(c *cert.Cert) []string { return hexList(c.ChainSPKI) }),
@@ -119,23 +125,40 @@ func newCELProvider() (*celProvider, error) {
 		return nil, fmt.Errorf("cel type registry: %w", err)
 	}
 	p := &celProvider{Registry: reg, fields: make(map[string]*types.FieldType)}
-	for name, f := range celFields() {
-		get := f.get
+	fields := celFields()
+	if len(fields) > celFieldSlots {
+		return nil, fmt.Errorf("cel: %d certificate fields, room for %d", len(fields), celFieldSlots)
+	}
+	names := slices.Sorted(maps.Keys(fields))
+	for slot, name := range names {
+		f := fields[name]
 		p.fields[name] = &types.FieldType{
 			Type: f.typ,
 			// Every field is always present: has(cert.x) is true, and an
 			// empty value is tested with size() or == "".
-			IsSet: func(target any) bool { _, ok := target.(*cert.Cert); return ok },
-			GetFrom: func(target any) (any, error) {
-				c, ok := target.(*cert.Cert)
-				if !ok || c == nil {
-					return nil, fmt.Errorf("field %s read from %T, not a certificate", name, target)
+			IsSet: func(target any) bool {
+				switch target.(type) {
+				case *celBinding, *cert.Cert:
+					return true
 				}
-				return get(c), nil
+				return false
+			},
+			GetFrom: func(target any) (any, error) {
+				switch t := target.(type) {
+				case *celBinding:
+					if t != nil && t.c != nil {
+						return t.field(slot, f), nil
+					}
+				case *cert.Cert:
+					if t != nil {
+						return f.get(t), nil
+					}
+				}
+				return nil, fmt.Errorf("field %s read from %T, not a certificate", name, target)
 			},
 		}
-		p.names = append(p.names, name)
 	}
+	p.names = names
 	return p, nil
 }
 
@@ -199,13 +222,49 @@ func (s *celState) get() (*cel.Env, error) {
 	return s.env, s.err
 }
 
+// celFieldSlots is the room a celBinding has for field values: at least
+// the number of fields of ctwatch.Cert (newCELProvider checks).
+const celFieldSlots = 24
+
+// celBinding is `cert` for one certificate: the certificate and the CEL
+// values of its fields, each made at most once however many expressions
+// read it. A string list in particular is converted element by element
+// once, where a list that wraps the Go slice would box every element
+// again on each pass of every macro over it. One Match makes one binding
+// and shares it among its CEL rules; it is not safe for concurrent use.
+type celBinding struct {
+	c    *cert.Cert
+	vals [celFieldSlots]celref.Val // nil until first read
+}
+
+// field returns the value of field f, in slot slot, converting it on its
+// first read.
+func (b *celBinding) field(slot int, f celField) celref.Val {
+	if v := b.vals[slot]; v != nil {
+		return v
+	}
+	var v celref.Val
+	if f.strs != nil {
+		strs := f.strs(b.c)
+		elems := make([]celref.Val, len(strs))
+		for i, s := range strs {
+			elems[i] = types.String(s)
+		}
+		v = types.NewRefValList(types.DefaultTypeAdapter, elems)
+	} else {
+		v = f.get(b.c)
+	}
+	b.vals[slot] = v
+	return v
+}
+
 // certValue is the value of `cert`. It is a single pointer, so boxing it
 // in an interface does not allocate.
-type certValue struct{ c *cert.Cert }
+type certValue struct{ b *celBinding }
 
 func (v certValue) ConvertToNative(t reflect.Type) (any, error) {
-	if reflect.TypeOf(v.c) == t {
-		return v.c, nil
+	if reflect.TypeOf(v.b.c) == t {
+		return v.b.c, nil
 	}
 	return nil, fmt.Errorf("cannot convert %s to %v", celTypeName, t)
 }
@@ -222,17 +281,17 @@ func (v certValue) ConvertToType(t celref.Type) celref.Val {
 
 func (v certValue) Equal(other celref.Val) celref.Val {
 	o, ok := other.(certValue)
-	return types.Bool(ok && o.c == v.c)
+	return types.Bool(ok && o.b.c == v.b.c)
 }
 
 func (v certValue) Type() celref.Type { return types.NewObjectType(celTypeName) }
 
-func (v certValue) Value() any { return v.c }
+// Value is the binding, which the field getters of celProvider read.
+func (v certValue) Value() any { return v.b }
 
 // celActivation binds `cert` for one evaluation. Like certValue it is a
-// single pointer, passed by value: an evaluation needs no pool and
-// allocates no activation.
-type celActivation struct{ c *cert.Cert }
+// single pointer, passed by value: an evaluation allocates no activation.
+type celActivation struct{ b *celBinding }
 
 func (a celActivation) ResolveName(name string) (any, bool) {
 	if name == celVar {
@@ -252,7 +311,13 @@ type celTest struct {
 }
 
 func (t *celTest) match(c *cert.Cert) (string, bool) {
-	out, _, err := t.prg.Eval(celActivation{c})
+	return t.matchBound(&celBinding{c: c})
+}
+
+// matchBound is match with the certificate's binding, which the CEL rules
+// of one Match share.
+func (t *celTest) matchBound(b *celBinding) (string, bool) {
+	out, _, err := t.prg.Eval(celActivation{b})
 	if err != nil || out != types.True {
 		return "", false
 	}

@@ -3,6 +3,7 @@ package rules
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +106,44 @@ func TestCELCombined(t *testing.T) {
 		{"not holding", "not: {cel: 'cert.key_size < 2048'}", c, ""},
 		{"block scalar", "cel: |\n  cert.precert &&\n  \"KZ\" in cert.issuer_c", c, "cel expression \"cert.precert &&\\n\\\"KZ\\\" in cert.issuer_c\" is true"},
 	})
+}
+
+// TestCELRulesShareCertificate runs several CEL rules over the same fields
+// in one Match, which share one conversion of the certificate's fields:
+// each must still see the certificate's own values, and a second
+// certificate its own.
+func TestCELRulesShareCertificate(t *testing.T) {
+	e := mustParse(t, `rules:
+  - name: bank
+    severity: low
+    match: {cel: 'cert.dns_names.exists(n, n.endsWith(".bank.example"))'}
+  - name: count
+    severity: low
+    match: {cel: 'size(cert.dns_names) == 2'}
+  - name: paypal
+    severity: low
+    match: {cel: 'cert.dns_names.exists(n, n.contains("paypal"))'}
+  - name: first
+    severity: low
+    match: {cel: 'cert.dns_names[0] == "www.bank.example"'}
+`)
+	tests := []struct {
+		names []string
+		want  []string
+	}{
+		{[]string{"www.bank.example", "shop.example"}, []string{"bank", "count", "first"}},
+		{[]string{"paypal.example"}, []string{"paypal"}},
+		{[]string{"a.example", "b.example", "c.example"}, nil},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, m := range e.Match(certWith(tt.names...)) {
+			got = append(got, m.Rule)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("Match(%q) fired %q, want %q", tt.names, got, tt.want)
+		}
+	}
 }
 
 func TestCELProblems(t *testing.T) {

@@ -287,20 +287,54 @@ func (t *lookalikeTest) occurrences(skel []byte) iter.Seq2[int32, int] {
 	}
 }
 
-// mayHit is the fast path: it reports whether any label but the last is
-// near a brand or any brand occurs in the name, which every signal needs.
-// It spares the public suffix lookup to the names that fail it, almost
-// all of them.
+// mayHit is the fast path: it reports whether some signal could give the
+// name a score at the threshold, from what the name alone shows before its
+// registered domain is known. Every signal needs a label but the last near
+// a brand or a brand occurring in the name, and each is bounded here by its
+// weight plus the modifiers of its label: a near label by the skeleton
+// equal weight (the highest), an occurrence by the brand + keyword weight
+// when a keyword occurs elsewhere in the name or the occurrence is a whole
+// label (embedded domain, subdomain label), by the contains brand weight
+// otherwise. It spares the public suffix lookup and the scoring to the
+// names that fail it: almost every name, and names such as
+// googleapis.example that only contain a brand.
 func (t *lookalikeTest) mayHit(v *nameView, skel []byte) bool {
 	for li := range v.n - 1 {
-		for range t.near(&v.labels[li], skel) {
+		lv := &v.labels[li]
+		for range t.near(lv, skel) {
+			if t.bounded(wSkeletonEqual, lv) >= t.threshold {
+				return true
+			}
+			break
+		}
+	}
+	li := 0
+	for bi, i := range t.occurrences(skel) {
+		end := i + len(t.brands[bi].skel)
+		for v.labels[li].sEnd < end {
+			li++
+		}
+		lv := &v.labels[li]
+		if t.bounded(wBrandKeyword, lv) < t.threshold {
+			continue
+		}
+		if t.bounded(wContainsBrand, lv) >= t.threshold ||
+			lv.sStart == i && lv.sEnd == end || t.keywordOutside(skel, i, end) != "" {
 			return true
 		}
 	}
-	for range t.occurrences(skel) {
-		return true
-	}
 	return false
+}
+
+// bounded is points plus the modifiers of label lv, capped as a score is.
+func (t *lookalikeTest) bounded(points int, lv *labelView) int {
+	if mixedScripts(lv.scripts) {
+		points += wMixedScript
+	}
+	if lv.idn {
+		points += wPunycode
+	}
+	return min(points, maxScore)
 }
 
 // scoreName scores one certificate name against every brand and returns
@@ -313,6 +347,13 @@ func (t *lookalikeTest) scoreName(raw string, v *nameView, skel []byte) (lookHit
 	}
 	skel, ok = t.prepare(n, v, skel)
 	if !ok || v.n < 2 || !t.mayHit(v, skel) {
+		return best, false
+	}
+	// An allowed name never counts, whatever it scores: settle that with
+	// a few map lookups before the public suffix lookup and the scoring.
+	// The brands' own domains (google.com for google), the commonest
+	// names that pass mayHit, stop here.
+	if t.allowed(n) {
 		return best, false
 	}
 	// Keep the labels left of the public suffix; the registered label
@@ -329,10 +370,8 @@ func (t *lookalikeTest) scoreName(raw string, v *nameView, skel []byte) (lookHit
 	}
 	skel = skel[:v.labels[v.n-1].sEnd]
 
-	allowChecked := false
-	// consider keeps h as the best if it is, unless the name is allowed;
-	// it reports false when the name is allowed and scoring should stop.
-	consider := func(h lookHit, lv *labelView) bool {
+	// consider keeps h as the best if it is.
+	consider := func(h lookHit, lv *labelView) {
 		h.scripts, h.idn = lv.scripts, lv.idn
 		h.score = h.points
 		if mixedScripts(h.scripts) {
@@ -343,17 +382,10 @@ func (t *lookalikeTest) scoreName(raw string, v *nameView, skel []byte) (lookHit
 		}
 		h.score = min(h.score, maxScore)
 		if h.score < t.threshold || (best.raw != "" && h.score <= best.score) {
-			return true
-		}
-		if !allowChecked {
-			allowChecked = true
-			if t.allowed(n) {
-				return false
-			}
+			return
 		}
 		h.raw = raw
 		best = h
-		return true
 	}
 
 	// The registered label against the brands: equal, equal skeletons,
@@ -376,9 +408,7 @@ func (t *lookalikeTest) scoreName(raw string, v *nameView, skel []byte) (lookHit
 		default:
 			h.kind, h.points = sigSkeletonEqual, wSkeletonEqual
 		}
-		if !consider(h, reg1) {
-			return lookHit{}, false
-		}
+		consider(h, reg1)
 	}
 
 	// Every occurrence of a brand's skeleton in any label.
@@ -404,9 +434,7 @@ func (t *lookalikeTest) scoreName(raw string, v *nameView, skel []byte) (lookHit
 		default:
 			h.kind, h.points, h.arg = sigContainsBrand, wContainsBrand, n[lv.nStart:lv.nEnd]
 		}
-		if !consider(h, lv) {
-			return lookHit{}, false
-		}
+		consider(h, lv)
 	}
 	return best, best.raw != ""
 }
@@ -470,6 +498,9 @@ func (t *lookalikeTest) keywordOutside(skel []byte, lo, hi int) string {
 
 // allowed reports whether n is an allowed domain or under one.
 func (t *lookalikeTest) allowed(n string) bool {
+	if len(t.allow) == 0 {
+		return false
+	}
 	for s := n; ; {
 		if t.allow[s] {
 			return true

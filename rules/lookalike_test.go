@@ -146,6 +146,15 @@ func TestLookalikeOptions(t *testing.T) {
 		{"short brand inside a word does not", "lookalike: {brands: [ing]}", "accounting-login.example", ""},
 		{"short brand has no typo budget", "lookalike: {brands: [chase]}", "chasf.com", ""},
 		{"IDN allow entry", "lookalike: {brands: [bucher], allow: [bücher.example]}", "xn--bcher-kva.example", ""},
+		// A contained brand reaches the default threshold only with the
+		// modifiers of its label (xn--mypypal-4fg is mypаypal with a
+		// Cyrillic а, from Python's punycode codec).
+		{"modifiers lift a contained brand over the threshold", "lookalike: {brands: [paypal]}",
+			"xn--mypypal-4fg.example", `contains brand (0.70), mixed Latin+Cyrillic scripts in one label (+0.10), punycode label (+0.05); score 0.85`},
+		{"a keyword in a subdomain lifts a contained brand", "lookalike: {brands: [paypal]}",
+			"login.mypaypal.example", `brand "paypal": brand with keyword "login" (0.90)`},
+		{"a keyword only in the public suffix does not", "lookalike: {brands: [paypal], keywords: [com]}",
+			"mypaypal.com", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -157,7 +157,8 @@ func (e *Engine) Match(c *cert.Cert) []Match {
 		slices.Sort(candidates)
 		candidates = slices.Compact(candidates)
 	}
-	st := matchState{fired: fired}
+	var slot celSlot
+	st := matchState{fired: fired, cel: &slot}
 	if e.issuers != nil && !c.IssuerSPKIHash.IsZero() {
 		// Asked once per certificate, before any rule, so that every
 		// new_issuer leaf of every rule sees the same answer.
@@ -166,8 +167,8 @@ func (e *Engine) Match(c *cert.Cert) []Match {
 	var out []Match
 	for _, ri := range candidates {
 		r := &e.rules[ri]
-		if eval(r.root, c, st) {
-			out = append(out, Match{Rule: r.info.Name, Severity: r.info.Severity, Reason: reason(r.root, c, st)})
+		if why, ok := evalReason(r.root, c, st); ok {
+			out = append(out, Match{Rule: r.info.Name, Severity: r.info.Severity, Reason: why})
 		}
 	}
 	return out
@@ -179,6 +180,25 @@ func (e *Engine) Match(c *cert.Cert) []Match {
 type matchState struct {
 	fired     map[int32]hitRef
 	newIssuer bool
+	// cel holds the certificate's CEL binding once a CEL rule made it,
+	// for the next ones to share; nil outside Match.
+	cel *celSlot
+}
+
+// celSlot is where one Match keeps its CEL binding: it is made by the
+// first CEL rule evaluated, so that a Match without CEL rules makes none.
+type celSlot struct{ b *celBinding }
+
+// check runs the checker of leaf n on c, sharing one CEL binding among
+// the CEL rules of a Match.
+func (st matchState) check(n *node, c *cert.Cert) (string, bool) {
+	if t, ok := n.check.(*celTest); ok && st.cel != nil {
+		if st.cel.b == nil {
+			st.cel.b = &celBinding{c: c}
+		}
+		return t.matchBound(st.cel.b)
+	}
+	return n.check.match(c)
 }
 
 // eval reports whether n holds for c, given the domains leaves that fired.
@@ -204,12 +224,50 @@ func eval(n *node, c *cert.Cert, st matchState) bool {
 	case nodeNot:
 		return !eval(n.children[0], c, st)
 	case nodeCheck:
-		_, ok := n.check.match(c)
+		_, ok := st.check(n, c)
 		return ok
 	case nodeNewIssuer:
 		return st.newIssuer
 	}
 	return false
+}
+
+// evalReason reports whether n holds for c and, when it does, why: the
+// reason that reason would give. It runs every checker at most once, where
+// eval followed by reason would run a holding checker twice (a lookalike
+// or CEL test is the dearest part of a Match) when n is that checker or
+// chooses among alternatives; a conjunction is still evaluated before its
+// reasons are built, so that one that fails allocates nothing.
+func evalReason(n *node, c *cert.Cert, st matchState) (string, bool) {
+	switch n.kind {
+	case nodeCheck:
+		return st.check(n, c)
+	case nodeAll:
+		if len(n.children) == 1 {
+			return evalReason(n.children[0], c, st)
+		}
+		// Establish that every child holds before building any reason,
+		// so that a conjunction that fails allocates nothing.
+		if !eval(n, c, st) {
+			return "", false
+		}
+		parts := make([]string, len(n.children))
+		for i, ch := range n.children {
+			parts[i], _ = evalReason(ch, c, st)
+		}
+		return strings.Join(parts, " and "), true
+	case nodeAny:
+		for _, ch := range n.children {
+			if why, ok := evalReason(ch, c, st); ok {
+				return why, true
+			}
+		}
+		return "", false
+	}
+	if !eval(n, c, st) {
+		return "", false
+	}
+	return reason(n, c, st), true
 }
 
 // reason explains why n holds; it is called only when it does.
@@ -232,7 +290,7 @@ func reason(n *node, c *cert.Cert, st matchState) string {
 	case nodeNot:
 		return negReason(n.children[0], c, st)
 	case nodeCheck:
-		r, _ := n.check.match(c)
+		r, _ := st.check(n, c)
 		return r
 	case nodeNewIssuer:
 		return newIssuerReason(c, true)
