@@ -76,21 +76,27 @@ func BenchmarkMatchDomains(b *testing.B) {
 	})
 }
 
+// writeWatchRules starts a rule file with 10 rules watching 1,000 domains
+// each, the first one also requiring an allowed issuer.
+func writeWatchRules(w *strings.Builder) {
+	w.WriteString("rules:\n")
+	for r := range 10 {
+		fmt.Fprintf(w, "  - name: watch-%d\n    severity: high\n    match:\n      domains:\n", r)
+		for i := range 1000 {
+			fmt.Fprintf(w, "        - .brand%d-%d.example\n", r, i)
+		}
+		if r == 0 {
+			w.WriteString("      allowed_issuers: {owners: [lets-encrypt, digicert]}\n")
+		}
+	}
+}
+
 // BenchmarkMatchAll matches pre-decoded certificates against 10,000 watched
 // domains (one of the rules also requiring an allowed issuer), both feeds
 // and a policy rule, on one goroutine, and reports certificates per second.
 func BenchmarkMatchAll(b *testing.B) {
 	var rules strings.Builder
-	rules.WriteString("rules:\n")
-	for r := range 10 {
-		fmt.Fprintf(&rules, "  - name: watch-%d\n    severity: high\n    match:\n      domains:\n", r)
-		for i := range 1000 {
-			fmt.Fprintf(&rules, "        - .brand%d-%d.example\n", r, i)
-		}
-		if r == 0 {
-			rules.WriteString("      allowed_issuers: {owners: [lets-encrypt, digicert]}\n")
-		}
-	}
+	writeWatchRules(&rules)
 	rules.WriteString(`  - name: interception
     severity: critical
     match: {feed: interception-cas}
@@ -168,16 +174,7 @@ func BenchmarkMatchAll(b *testing.B) {
 // googleapis.com) are still scored.
 func BenchmarkMatchFull(b *testing.B) {
 	var src strings.Builder
-	src.WriteString("rules:\n")
-	for r := range 10 {
-		fmt.Fprintf(&src, "  - name: watch-%d\n    severity: high\n    match:\n      domains:\n", r)
-		for i := range 1000 {
-			fmt.Fprintf(&src, "        - .brand%d-%d.example\n", r, i)
-		}
-		if r == 0 {
-			src.WriteString("      allowed_issuers: {owners: [lets-encrypt, digicert]}\n")
-		}
-	}
+	writeWatchRules(&src)
 	var allow []string
 	for _, br := range brands100() {
 		allow = append(allow, br+".com")
