@@ -216,6 +216,21 @@ type fields struct {
 	sigAlg string
 }
 
+// commonNames collects the string values of the CN attributes among n
+// attributes read through at. It serves the pkix types of both parsers,
+// which are alike but distinct.
+func commonNames(n int, at func(i int) (oid []int, value any)) []string {
+	var out []string
+	for i := range n {
+		if oid, v := at(i); isCommonName(oid) {
+			if cn, ok := v.(string); ok {
+				out = append(out, cn)
+			}
+		}
+	}
+	return out
+}
+
 // stdFields takes the fields of a crypto/x509 certificate.
 func stdFields(x *x509.Certificate) fields {
 	f := fields{
@@ -226,16 +241,8 @@ func stdFields(x *x509.Certificate) fields {
 		issuerO: x.Issuer.Organization, issuerOU: x.Issuer.OrganizationalUnit,
 		issuerC: x.Issuer.Country,
 	}
-	for _, atv := range x.Issuer.Names {
-		if cn, ok := atv.Value.(string); ok && isCommonName(atv.Type) {
-			f.issuerCN = append(f.issuerCN, cn)
-		}
-	}
-	for _, atv := range x.Subject.Names {
-		if cn, ok := atv.Value.(string); ok && isCommonName(atv.Type) {
-			f.commonNames = append(f.commonNames, cn)
-		}
-	}
+	f.issuerCN = commonNames(len(x.Issuer.Names), func(i int) ([]int, any) { return x.Issuer.Names[i].Type, x.Issuer.Names[i].Value })
+	f.commonNames = commonNames(len(x.Subject.Names), func(i int) ([]int, any) { return x.Subject.Names[i].Type, x.Subject.Names[i].Value })
 	for _, e := range x.Extensions {
 		f.poisoned = f.poisoned || isPoison(e.Id)
 	}
@@ -256,16 +263,8 @@ func lenientFields(x *ctx509.Certificate) fields {
 		issuerO: x.Issuer.Organization, issuerOU: x.Issuer.OrganizationalUnit,
 		issuerC: x.Issuer.Country,
 	}
-	for _, atv := range x.Issuer.Names {
-		if cn, ok := atv.Value.(string); ok && isCommonName(atv.Type) {
-			f.issuerCN = append(f.issuerCN, cn)
-		}
-	}
-	for _, atv := range x.Subject.Names {
-		if cn, ok := atv.Value.(string); ok && isCommonName(atv.Type) {
-			f.commonNames = append(f.commonNames, cn)
-		}
-	}
+	f.issuerCN = commonNames(len(x.Issuer.Names), func(i int) ([]int, any) { return x.Issuer.Names[i].Type, x.Issuer.Names[i].Value })
+	f.commonNames = commonNames(len(x.Subject.Names), func(i int) ([]int, any) { return x.Subject.Names[i].Type, x.Subject.Names[i].Value })
 	for _, e := range x.Extensions {
 		f.poisoned = f.poisoned || isPoison(e.Id)
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ctwatch/ctwatch/event"
+	"github.com/ctwatch/ctwatch/internal/testca"
 )
 
 // moduleRoot is where `go build ./cmd/ctwatch` and the peers script are
@@ -523,4 +524,34 @@ func killDuringBackfill(t *testing.T, bin, cfgPath, logPath, hitsPath, rule stri
 		t.Errorf("%d distinct hit ids, want %d (one per watched certificate)", len(ids), watchedN)
 	}
 	t.Logf("%d hit lines, %d distinct ids: %d duplicates after 3 SIGKILLs", len(hits), len(ids), len(hits)-len(ids))
+}
+
+// leafAdder is what both in-process test logs offer to fill them.
+type leafAdder interface {
+	AddX509(der []byte, chain [][]byte) uint64
+}
+
+// fillRestartLog adds n leaves for watched names (n<i>.restart.example) to
+// lg, and after every `every` of them one leaf whose names only resemble
+// them, and returns both sets as certificate SHA-256 → log index.
+func fillRestartLog(t *testing.T, ca *testca.CA, lg leafAdder, n, every int) (watched, unwatched map[string]uint64) {
+	t.Helper()
+	chain := ca.Chain()
+	watched = make(map[string]uint64, n)
+	unwatched = map[string]uint64{}
+	for i := 0; i < n; i++ {
+		der, err := ca.Leaf(fmt.Sprintf("n%d.restart.example", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		watched[sha256Hex(der)] = lg.AddX509(der, chain)
+		if i%every == every-1 {
+			der, err := ca.Leaf(fmt.Sprintf("u%d.other.example", i), fmt.Sprintf("restart.example.u%d.test", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			unwatched[sha256Hex(der)] = lg.AddX509(der, chain)
+		}
+	}
+	return watched, unwatched
 }

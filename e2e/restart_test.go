@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"encoding/base64"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,23 +35,7 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 	}
 	t.Cleanup(lg.Close)
 
-	chain := ca.Chain()
-	watched := make(map[string]uint64, watchedN) // cert sha256 -> log index
-	unwatched := map[string]uint64{}
-	for i := 0; i < watchedN; i++ {
-		der, err := ca.Leaf(fmt.Sprintf("n%d.restart.example", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		watched[sha256Hex(der)] = lg.AddX509(der, chain)
-		if i%unwatchedEvery == unwatchedEvery-1 {
-			der, err := ca.Leaf(fmt.Sprintf("u%d.other.example", i), fmt.Sprintf("restart.example.u%d.test", i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			unwatched[sha256Hex(der)] = lg.AddX509(der, chain)
-		}
-	}
+	watched, unwatched := fillRestartLog(t, ca, lg, watchedN, unwatchedEvery)
 	lg.Publish()
 	// Short, slow pages keep the backfill running for several seconds, long
 	// enough to kill ctwatch in the middle of it.

@@ -559,26 +559,32 @@ func TestTailerResumesFromCheckpoint(t *testing.T) {
 	f.log.Publish()
 	opts := fastOpts()
 	opts.VerifyEvery = 100
-	// Several tailers in turn, each stopped after the next commit: the
-	// union of their work must be every entry, in order, once.
-	for i := 0; ; i++ {
-		stop := run(t, f.tailer(t, zero(), opts, nil))
+	runInTurns(t, f.rec, 600, func() func() error { return run(t, f.tailer(t, zero(), opts, nil)) })
+	checkHits(t, f.rec, watched)
+}
+
+// runInTurns runs tailers one after another, each stopped after its first
+// commit, until the log's size is committed: the union of their work must
+// then be every entry, in order, once.
+func runInTurns(t *testing.T, rec *recorder, size uint64, start func() func() error) {
+	t.Helper()
+	for turn := 0; ; turn++ {
 		before := uint64(0)
-		if cp := f.rec.current(); cp != nil {
+		if cp := rec.current(); cp != nil {
 			before = cp.NextIndex
 		}
-		f.rec.await(t, "a commit", func() bool { cp := f.rec.checkpoint(); return cp != nil && cp.NextIndex > before })
+		stop := start()
+		rec.await(t, "a commit", func() bool { cp := rec.checkpoint(); return cp != nil && cp.NextIndex > before })
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		if f.rec.current().NextIndex == 600 {
-			break
+		if rec.current().NextIndex == size {
+			return
 		}
-		if i > 20 {
+		if turn > 30 {
 			t.Fatal("no progress")
 		}
 	}
-	checkHits(t, f.rec, watched)
 }
 
 func TestTailerCountsMalformedEntries(t *testing.T) {

@@ -326,22 +326,6 @@ func TestStaticTailerResumesFromCheckpoint(t *testing.T) {
 	f.log.SetDelay(2 * time.Millisecond)
 	opts := fastOpts()
 	opts.VerifyEvery = 100
-	for i := 0; ; i++ {
-		stop := run(t, f.tailer(t, zero(), opts, nil))
-		before := uint64(0)
-		if cp := f.rec.current(); cp != nil {
-			before = cp.NextIndex
-		}
-		f.rec.await(t, "a commit", func() bool { cp := f.rec.checkpoint(); return cp != nil && cp.NextIndex > before })
-		if err := stop(); err != nil {
-			t.Fatal(err)
-		}
-		if f.rec.current().NextIndex == 900 {
-			break
-		}
-		if i > 30 {
-			t.Fatal("no progress")
-		}
-	}
+	runInTurns(t, f.rec, 900, func() func() error { return run(t, f.tailer(t, zero(), opts, nil)) })
 	checkHits(t, f.rec, watched)
 }
