@@ -19,6 +19,7 @@ package alerting
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/ctwatch/ctwatch/event"
@@ -61,39 +62,78 @@ func EventSubject(k event.LogEventKind) string { return EventSubjectPrefix + str
 //
 // Notify returns nil only once the destination has the message; any error
 // makes the [Dispatcher] deliver the same message again later, so Notify must
-// tolerate repeats (each message carries a stable ID for the receiver to
-// dedupe on). To ask for a specific delay before the next attempt, return an
-// error that wraps a [*RetryAfterError]. The Dispatcher calls Notify for one
-// message at a time per sink; an implementation should honour ctx.
+// tolerate repeats (each message carries a stable ID, which integrations
+// pass on as the receiver's idempotency key). To ask for a specific delay
+// before the next attempt, return an error that wraps a [*RetryAfterError].
+// The Dispatcher calls Notify for one message at a time per sink, and it
+// alone retries: an implementation makes one attempt and honours ctx.
+//
+// A Message holds a hit, a log event or a digest of hits; an
+// implementation must handle all three (a sink without grouping never
+// receives a digest, but `ctwatch sinks test` may send anything).
 type Notifier interface {
 	Notify(ctx context.Context, m *Message) error
 }
 
-// Message is one hit or one log event as read from the stream. Exactly one
-// of Hit and Event is non-nil.
+// Message is one hit, one log event or one digest of hits, as delivered to
+// a sink. Exactly one of Hit, Event and Digest is non-nil.
 type Message struct {
-	// Subject is the stream subject, e.g. "ctwatch.hit.high".
+	// Subject is the stream subject the message was published on, e.g.
+	// "ctwatch.hit.high"; for a digest, the subject of its hits.
 	Subject string
-	// Data is the JSON form of the hit or event exactly as it was stored:
-	// sinks that forward JSON send these bytes rather than re-encoding, so
-	// every sink shows the same document. Notifiers must not modify it.
+	// Data is the JSON form of the hit, event or digest: for hits and
+	// events the bytes exactly as stored in the stream. Sinks that forward
+	// JSON send these bytes rather than re-encoding, so every sink shows
+	// the same document. Notifiers must not modify it.
 	Data []byte
-	// Hit is the decoded hit; nil when the message is a log event.
+	// Hit is the decoded hit, or nil.
 	Hit *event.Hit
-	// Event is the decoded log event; nil when the message is a hit.
+	// Event is the decoded log event, or nil.
 	Event *event.LogEvent
+	// Digest is a burst of hits of one rule grouped into one message, or
+	// nil. Only sinks configured to group receive digests.
+	Digest *event.Digest
+	// Test marks a message sent by `ctwatch sinks test` rather than found
+	// in a log: integrations must say so prominently where people read it
+	// (the Slack text, the mail subject), so nobody acts on it.
+	Test bool
 }
 
-// ID returns the dedupe key of the hit or event: what a receiver should use
-// as an idempotency key. It is "" only for a Message that carries neither.
+// ID returns the dedupe key of the hit, event or digest: what a receiver
+// should use as an idempotency key. It is "" only for a Message that
+// carries none of them.
 func (m *Message) ID() string {
 	switch {
 	case m.Hit != nil:
 		return m.Hit.ID
 	case m.Event != nil:
 		return m.Event.ID
+	case m.Digest != nil:
+		return m.Digest.ID
 	}
 	return ""
+}
+
+// Kind names what the message carries: "hit", "event" or "digest" ("" for
+// an empty Message). Integrations that tell receivers what they got (an
+// HTTP header, an environment variable) use these words.
+func (m *Message) Kind() string {
+	switch {
+	case m.Hit != nil:
+		return "hit"
+	case m.Event != nil:
+		return "event"
+	case m.Digest != nil:
+		return event.DigestKind
+	}
+	return ""
+}
+
+// CrtshURL returns the crt.sh page of the certificate with the given
+// SHA-256 (lower-case hex), the link integrations put next to a hit so
+// that a reader can inspect the certificate without ctwatch.
+func CrtshURL(sha256Hex string) string {
+	return "https://crt.sh/?sha256=" + url.QueryEscape(sha256Hex)
 }
 
 // RetryAfterError asks the [Dispatcher] to wait a given time before the next

@@ -62,7 +62,7 @@ type Bus struct {
 }
 
 // Open creates, or updates to cfg, the CTWATCH stream (subjects
-// ctwatch.hit.* and ctwatch.event.*, file storage, limits retention) and the
+// ctwatch.hit.*, ctwatch.event.*, ctwatch.dead.* and ctwatch.replay.*, file storage, limits retention) and the
 // ctwatch-checkpoints KV bucket (history 1, file storage) on the server nc is
 // connected to. It is idempotent: every ctwatch process calls it at start-up.
 func Open(ctx context.Context, nc *nats.Conn, cfg StreamConfig) (*Bus, error) {
@@ -94,8 +94,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg StreamConfig) (*Bus, error) {
 	}
 	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
-		Description: "ctwatch hits (by severity) and log events (by kind)",
-		Subjects:    []string{HitSubjects, EventSubjects},
+		Description: "ctwatch hits (by severity), log events (by kind), dead letters and replays (by sink)",
+		Subjects:    []string{HitSubjects, EventSubjects, DeadSubjects, ReplaySubjects},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,

@@ -56,10 +56,7 @@ func newJSONLDispatcher(t *testing.T, bus *alerting.Bus, path string) *alerting.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sink.Close() })
-	d := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, testLogger(t))
-	if err := d.Add("audit", sink, alerting.SinkOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	d := dispatcherWith(t, bus.JetStream(), "audit", sink, alerting.SinkOptions{})
 	return d
 }
 
@@ -110,10 +107,7 @@ func TestEmbeddedRestartKeepsState(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec := &recorder{}
-		d := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, testLogger(t))
-		if err := d.Add("rec", rec, alerting.SinkOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		d := dispatcherWith(t, bus.JetStream(), "rec", rec, alerting.SinkOptions{})
 		r := run(t, d)
 		settled(t, bus.JetStream(), "rec", 5)
 		r.stop(t)
@@ -161,10 +155,7 @@ func TestEmbeddedRestartKeepsState(t *testing.T) {
 	}
 
 	rec := &recorder{}
-	d := alerting.NewDispatcher(js, alerting.StreamName, testLogger(t))
-	if err := d.Add("rec", rec, alerting.SinkOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	d := dispatcherWith(t, js, "rec", rec, alerting.SinkOptions{})
 	run(t, d)
 	settled(t, js, "rec", 7)
 	if !slices.Equal(rec.ids(), ids(more)) {
@@ -220,11 +211,8 @@ func TestDispatcherWebhookOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, testLogger(t))
 	opts := alerting.SinkOptions{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
-	if err := d.Add("hook", sink, opts); err != nil {
-		t.Fatal(err)
-	}
+	d := dispatcherWith(t, bus.JetStream(), "hook", sink, opts)
 	run(t, d)
 	settled(t, bus.JetStream(), "hook", uint64(len(hits)))
 
@@ -273,10 +261,7 @@ func TestDispatcherEventsOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	hitsOnly, all := &recorder{}, &recorder{}
-	d := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, testLogger(t))
-	if err := d.Add("hits", hitsOnly, alerting.SinkOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	d := dispatcherWith(t, bus.JetStream(), "hits", hitsOnly, alerting.SinkOptions{})
 	if err := d.Add("all", all, alerting.SinkOptions{Events: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -319,10 +304,7 @@ func TestDispatcherDropsUndecodable(t *testing.T) {
 	hit := makeHits("ok", 1)
 	publish(t, bus, hit)
 	rec := &recorder{}
-	d := alerting.NewDispatcher(js, alerting.StreamName, testLogger(t))
-	if err := d.Add("rec", rec, alerting.SinkOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	d := dispatcherWith(t, js, "rec", rec, alerting.SinkOptions{})
 	run(t, d)
 	settled(t, js, "rec", 3)
 	if got := rec.ids(); !slices.Equal(got, ids(hit)) {
@@ -357,10 +339,7 @@ func TestDispatcherLongDeliveryNotRedelivered(t *testing.T) {
 		}
 		return nil
 	})
-	d := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, testLogger(t))
-	if err := d.Add("slow", slow, alerting.SinkOptions{AckWait: ackWait}); err != nil {
-		t.Fatal(err)
-	}
+	d := dispatcherWith(t, bus.JetStream(), "slow", slow, alerting.SinkOptions{AckWait: ackWait})
 	run(t, d)
 	settled(t, bus.JetStream(), "slow", 2)
 	mu.Lock()
@@ -383,10 +362,7 @@ func TestDispatcherShutdownFinishesDelivery(t *testing.T) {
 		<-release
 		return ctx.Err() // nil: the grace period has not run out
 	})
-	d := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, testLogger(t))
-	if err := d.Add("x", n, alerting.SinkOptions{ShutdownGrace: time.Minute}); err != nil {
-		t.Fatal(err)
-	}
+	d := dispatcherWith(t, bus.JetStream(), "x", n, alerting.SinkOptions{ShutdownGrace: time.Minute})
 	r := run(t, d)
 	<-started
 	r.cancel()
@@ -424,20 +400,14 @@ func TestDispatcherShutdownHandsBackStuckDelivery(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	d := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, testLogger(t))
 	opts := alerting.SinkOptions{ShutdownGrace: 10 * time.Millisecond, AckWait: time.Hour}
-	if err := d.Add("x", stuck, opts); err != nil {
-		t.Fatal(err)
-	}
+	d := dispatcherWith(t, bus.JetStream(), "x", stuck, opts)
 	r := run(t, d)
 	<-started
 	r.stop(t)
 
 	rec := &recorder{}
-	d2 := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, testLogger(t))
-	if err := d2.Add("x", rec, opts); err != nil {
-		t.Fatal(err)
-	}
+	d2 := dispatcherWith(t, bus.JetStream(), "x", rec, opts)
 	run(t, d2)
 	settled(t, bus.JetStream(), "x", 1)
 	if got := rec.ids(); !slices.Equal(got, ids(hits)) {
@@ -499,10 +469,7 @@ func TestDispatcherRetriesUntilSuccess(t *testing.T) {
 		}
 		return nil
 	})
-	d := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, testLogger(t))
-	if err := d.Add("flaky", flaky, alerting.SinkOptions{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
+	d := dispatcherWith(t, bus.JetStream(), "flaky", flaky, alerting.SinkOptions{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	run(t, d)
 	settled(t, bus.JetStream(), "flaky", 1)
 	mu.Lock()

@@ -168,6 +168,18 @@ func settled(t *testing.T, js jetstream.JetStream, sinkName string, floor uint64
 	return info
 }
 
+// dispatcherWith returns a Dispatcher on the CTWATCH stream, logging to
+// the test, with one sink added under name; the test may Add more before
+// it starts it with run. A refused Add fails the test.
+func dispatcherWith(t *testing.T, js jetstream.JetStream, name string, n alerting.Notifier, opts alerting.SinkOptions) *alerting.Dispatcher {
+	t.Helper()
+	d := alerting.NewDispatcher(js, alerting.StreamName, testLogger(t))
+	if err := d.Add(name, n, opts); err != nil {
+		t.Fatalf("Add %s: %v", name, err)
+	}
+	return d
+}
+
 // running is a Dispatcher started in the background.
 type running struct {
 	cancel context.CancelFunc

@@ -28,6 +28,9 @@ type Hit struct {
 	Rule     string   `json:"rule"`
 	Severity Severity `json:"severity"`
 	Reason   string   `json:"reason"`
+	// Tags are the rule's tags (absent when it has none); sinks route on
+	// them.
+	Tags []string `json:"tags,omitempty"`
 	// Log is absent for hits that did not come from a log (ctwatch check).
 	Log  *LogRef  `json:"log,omitempty"`
 	Cert CertInfo `json:"cert"`
@@ -71,7 +74,63 @@ const (
 	MalformedEntry LogEventKind = "malformed_entry"
 	// LogUnreachable: requests to the log keep failing.
 	LogUnreachable LogEventKind = "log_unreachable"
+	// FallingBehind: the log grows faster than ctwatch processes it, so
+	// hits arrive later and later.
+	FallingBehind LogEventKind = "falling_behind"
 )
+
+// Rank orders severities: 1 for info up to 5 for critical, 0 for anything
+// else, so that routing can compare a hit with a sink's minimum.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityInfo:
+		return 1
+	case SeverityLow:
+		return 2
+	case SeverityMedium:
+		return 3
+	case SeverityHigh:
+		return 4
+	case SeverityCritical:
+		return 5
+	}
+	return 0
+}
+
+// DigestKind is the value of Digest.Kind.
+const DigestKind = "digest"
+
+// Digest is a burst of hits of one rule delivered as one message, so that
+// a CA misissuing for hundreds of names produces one alert per sink instead
+// of hundreds. Its JSON form is part of the external contract (a webhook
+// body for a grouping sink).
+type Digest struct {
+	// ID is the dedupe key: derived from the IDs of the hits it holds, so
+	// a digest delivered again after a failure or restart carries the same
+	// ID when it holds the same hits.
+	ID string `json:"id"`
+	// Kind is always DigestKind; it tells a digest from a hit in a stream
+	// of JSON documents.
+	Kind string `json:"kind"`
+	Rule string `json:"rule"`
+	// Severity is the highest severity among the hits.
+	Severity Severity `json:"severity"`
+	// Count is len(Hits).
+	Count int `json:"count"`
+	// First and Last are when the first and the last of the hits were
+	// published, in UTC.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	// Names are the first distinct DNS names of the hits, in order, at most
+	// the sink's limit; MoreNames counts the distinct names left out.
+	Names     []string `json:"names"`
+	MoreNames int      `json:"more_names"`
+	// URL links to the full list of the digest's hits; absent when ctwatch
+	// has no external URL configured.
+	URL string `json:"url,omitempty"`
+	// Hits are all the hits, in stream order.
+	Hits []Hit `json:"hits"`
+}
 
 // LogEvent reports something about a log rather than a certificate.
 type LogEvent struct {

@@ -43,6 +43,11 @@ type FetchOptions struct {
 	// retries of a failed request.
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+	// MaxBacklog is how many entries the log may be ahead of the tailer
+	// before a falling_behind event is raised (once, until the backlog is
+	// down to half of it); 0 raises none. It rides with the fetch options
+	// because it is tuned with them, per log.
+	MaxBacklog uint64
 }
 
 // DefaultFetchOptions are the settings used where the configuration says

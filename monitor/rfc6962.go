@@ -90,6 +90,8 @@ func (t *RFC6962Tailer) step(ctx context.Context, cp *Checkpoint) (*Checkpoint, 
 			}
 		}
 	}
+	// The head is verified: how far behind it we are is now known.
+	t.checkBacklog(ctx, cp)
 	if cp.NextIndex >= cp.TreeSize {
 		return cp, nil
 	}

@@ -735,3 +735,42 @@ func TestTailerCommitsDownloadedEntriesOnStop(t *testing.T) {
 	}
 	checkHits(t, f.rec, want)
 }
+
+// A log far ahead of the tailer raises one falling_behind event per
+// episode: not again while still behind, again after catching up and
+// falling behind anew.
+func TestTailerFallingBehind(t *testing.T) {
+	f := newFixture(t)
+	f.add(t, 600)
+	f.log.Publish()
+	opts := fastOpts()
+	opts.MaxBacklog = 200
+	stop := run(t, f.tailer(t, zero(), opts, nil))
+	f.rec.await(t, "catch-up", func() bool { cp := f.rec.checkpoint(); return cp != nil && cp.NextIndex == 600 })
+	evs := f.rec.eventsOf(event.FallingBehind)
+	if len(evs) != 1 {
+		t.Fatalf("%d falling_behind events during one backlog, want 1: %+v", len(evs), evs)
+	}
+	if !strings.Contains(evs[0].Detail, "tree size 600") || evs[0].Log.Name != "test" {
+		t.Errorf("event %+v", evs[0])
+	}
+
+	// Caught up; a small growth stays below the limit, a large one is a
+	// new episode.
+	f.add(t, 150)
+	f.log.Publish()
+	f.rec.await(t, "catch-up", func() bool { cp := f.rec.checkpoint(); return cp != nil && cp.NextIndex == 750 })
+	if n := len(f.rec.eventsOf(event.FallingBehind)); n != 1 {
+		t.Fatalf("%d falling_behind events after a growth below the limit, want 1", n)
+	}
+	f.add(t, 600)
+	f.log.Publish()
+	f.rec.await(t, "catch-up", func() bool { cp := f.rec.checkpoint(); return cp != nil && cp.NextIndex == 1350 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	evs = f.rec.eventsOf(event.FallingBehind)
+	if len(evs) != 2 || evs[0].ID == evs[1].ID {
+		t.Fatalf("falling_behind events %+v, want two with distinct ids", evs)
+	}
+}

@@ -143,6 +143,8 @@ func (t *StaticTailer) step(ctx context.Context, cp *Checkpoint) (*Checkpoint, e
 			}
 		}
 	}
+	// The head is verified: how far behind it we are is now known.
+	t.checkBacklog(ctx, cp)
 	if cp.NextIndex >= cp.TreeSize {
 		return cp, nil
 	}

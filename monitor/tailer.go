@@ -28,6 +28,7 @@ type tailer struct {
 	key    string // checkpoint key: hex log ID
 
 	unreachableRaised atomic.Bool
+	behindRaised      atomic.Bool
 	treeSize          atomic.Uint64
 	nextIndex         atomic.Uint64
 	processed         atomic.Uint64
@@ -116,6 +117,7 @@ func (t *tailer) run(ctx context.Context, step func(context.Context, *Checkpoint
 			// The log answers again: a later outage deserves a new event.
 			t.unreachableRaised.Store(false)
 		}
+		t.checkBacklog(ctx, cp)
 		// Poll again after the interval unless there is a known backlog
 		// to work through (no checkpoint yet means nothing to work on).
 		caughtUp := cp == nil || cp.NextIndex >= cp.TreeSize
@@ -159,6 +161,26 @@ func (t *tailer) requestFailed(ctx context.Context, consecutive int64, err error
 	if consecutive >= unreachableAfter && t.unreachableRaised.CompareAndSwap(false, true) {
 		t.raise(ctx, event.LogUnreachable, "unreachable:"+time.Now().UTC().Format(time.RFC3339),
 			fmt.Sprintf("%d consecutive requests failed; last error: %v", consecutive, err))
+	}
+}
+
+// checkBacklog raises a falling_behind event when the verified tree is
+// more than MaxBacklog entries ahead of cp, once per episode: the event is
+// armed again when the backlog is down to half the limit, so a backlog
+// hovering around the limit does not flap.
+func (t *tailer) checkBacklog(ctx context.Context, cp *Checkpoint) {
+	limit := t.cfg.Fetch.MaxBacklog
+	if limit == 0 || cp == nil {
+		return
+	}
+	backlog := cp.TreeSize - min(cp.NextIndex, cp.TreeSize)
+	switch {
+	case backlog > limit && t.behindRaised.CompareAndSwap(false, true):
+		t.raise(ctx, event.FallingBehind, fmt.Sprintf("behind:%d:%d", cp.NextIndex, cp.TreeSize),
+			fmt.Sprintf("%d entries behind the log (tree size %d, next index %d); more than monitor.max_backlog %d, so hits arrive late",
+				backlog, cp.TreeSize, cp.NextIndex, limit))
+	case backlog <= limit/2:
+		t.behindRaised.Store(false)
 	}
 }
 

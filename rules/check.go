@@ -53,7 +53,7 @@ func Check(ctx context.Context, e *Engine, inputs []CheckInput, w io.Writer, asJ
 			}
 			for _, m := range e.Match(c) {
 				if asJSON {
-					err = enc.Encode(NewHit(m, c, nil))
+					err = enc.Encode(e.NewHit(m, c, nil))
 				} else {
 					_, err = fmt.Fprintf(w, "%s: %s %s: %s\n", label, m.Severity, m.Rule, m.Reason)
 				}

@@ -349,6 +349,37 @@ func TestRules(t *testing.T) {
 	}
 }
 
+// A hit carries its rule's tags (sinks route on them), as its own copy.
+func TestNewHitTags(t *testing.T) {
+	e := mustParse(t, `rules:
+  - name: a
+    severity: high
+    tags: [kz, feed]
+    match:
+      domains: [a.test]
+  - name: b
+    severity: low
+    match:
+      domains: [a.test]
+`)
+	c := certWith("a.test")
+	ms := e.Match(c)
+	if len(ms) != 2 {
+		t.Fatalf("Match = %+v, want two", ms)
+	}
+	ha, hb := e.NewHit(ms[0], c, nil), e.NewHit(ms[1], c, nil)
+	if !slices.Equal(ha.Tags, []string{"kz", "feed"}) || hb.Tags != nil {
+		t.Errorf("tags %v and %v, want [kz feed] and none", ha.Tags, hb.Tags)
+	}
+	if ha.ID != HitID("a", c.TBSHash) || ha.Rule != "a" || ha.Severity != event.SeverityHigh || ha.Log != nil {
+		t.Errorf("hit %+v", ha)
+	}
+	ha.Tags[0] = "changed"
+	if e.Rules()[0].Tags[0] != "kz" {
+		t.Error("a hit shares its Tags with the engine")
+	}
+}
+
 func TestHitID(t *testing.T) {
 	var tbs cert.Hash
 	for i := range tbs {

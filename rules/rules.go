@@ -341,15 +341,28 @@ func HitID(rule string, tbs cert.Hash) string {
 	return hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
-// NewHit builds the hit for match m on certificate c (which must not be
-// nil). log is where c was seen, nil when it did not come from a log
-// (ctwatch check). The hit shares no memory with c.
-func NewHit(m Match, c *cert.Cert, log *event.LogRef) event.Hit {
+// NewHit builds the hit for match m, which e returned, on certificate c
+// (which must not be nil), with the rule's tags for sinks to route on. log
+// is where c was seen, nil when it did not come from a log (ctwatch
+// check). The hit shares no memory with c or e.
+func (e *Engine) NewHit(m Match, c *cert.Cert, log *event.LogRef) event.Hit {
+	var tags []string
+	if e != nil {
+		// Hits are rare next to the entries matched, and rule sets small:
+		// a scan costs less than keeping a second index in step.
+		for i := range e.rules {
+			if e.rules[i].info.Name == m.Rule {
+				tags = slices.Clone(e.rules[i].info.Tags)
+				break
+			}
+		}
+	}
 	return event.Hit{
 		ID:       HitID(m.Rule, c.TBSHash),
 		Rule:     m.Rule,
 		Severity: m.Severity,
 		Reason:   m.Reason,
+		Tags:     tags,
 		Log:      log,
 		Cert:     c.Info(),
 	}

@@ -1,9 +1,13 @@
-// Package jsonl is the sink that appends every hit and log event, as JSON,
-// one per line, to a file: an audit trail that tools like jq, a SIEM
-// shipper or `tail -f` can read.
+// Package jsonl is the sink that appends every hit, log event and digest,
+// as JSON, one per line, to a file: an audit trail that tools like jq, a
+// SIEM shipper or `tail -f` can read.
 //
-// A line is exactly the JSON document of the hit or event (the event
-// package's contract). Lines are written with O_APPEND and synced to disk
+// A line is exactly the JSON document of the message (the event package's
+// contract): a hit or event as stored in the stream, or a digest, which
+// its "kind":"digest" tells apart. A test alert (`ctwatch sinks test`) is
+// written unchanged too: the test hit says what it is in its own fields,
+// and adding a marker here would make the line differ from what every
+// other sink sends. Lines are written with O_APPEND and synced to disk
 // before Notify returns, so an acknowledged alert is on disk. Delivery is at
 // least once: after a crash between the write and the ack, a line can
 // appear twice; readers dedupe on its "id".

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctwatch/ctwatch/alerting"
 	"github.com/ctwatch/ctwatch/event"
@@ -139,5 +140,55 @@ func TestNotifyAfterCloseFails(t *testing.T) {
 func TestOpenFailsOnDirectory(t *testing.T) {
 	if _, err := Open(t.TempDir()); err == nil {
 		t.Error("Open of a directory succeeded")
+	}
+}
+
+// Digests and test alerts are written as their JSON, byte for byte, one
+// line each.
+func TestDigestAndTestMessages(t *testing.T) {
+	first := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	dg := &event.Digest{
+		ID: "dg1", Kind: event.DigestKind, Rule: "our-names", Severity: event.SeverityHigh, Count: 2,
+		First: first, Last: first.Add(time.Minute), Names: []string{"a.example", "b\nexample"}, MoreNames: 0,
+		URL:  "https://ctwatch.example/d/dg1",
+		Hits: []event.Hit{{ID: "h1", Rule: "our-names"}, {ID: "h2", Rule: "our-names"}},
+	}
+	dgData, err := json.Marshal(dg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testMsg := hitMessage(t, "test-hit")
+	testMsg.Test = true
+
+	tests := []struct {
+		name string
+		m    *alerting.Message
+	}{
+		{"digest", &alerting.Message{Subject: "ctwatch.hit.high", Data: dgData, Digest: dg}},
+		{"test hit", testMsg},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "alerts.jsonl")
+			if err := open(t, path).Notify(t.Context(), tc.m); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := readFile(t, path), string(tc.m.Data)+"\n"; got != want {
+				t.Errorf("file holds %q, want %q", got, want)
+			}
+		})
+	}
+
+	// The digest line decodes back to the digest a reader expects.
+	path := filepath.Join(t.TempDir(), "alerts.jsonl")
+	if err := open(t, path).Notify(t.Context(), tests[0].m); err != nil {
+		t.Fatal(err)
+	}
+	var back event.Digest
+	if err := json.Unmarshal([]byte(readFile(t, path)), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Kind != event.DigestKind || back.ID != "dg1" || back.Count != 2 || len(back.Hits) != 2 || back.Names[1] != "b\nexample" || !back.First.Equal(first) {
+		t.Errorf("digest line decodes to %+v", back)
 	}
 }

@@ -1,9 +1,11 @@
 // Package stdout is the sink for people watching a terminal or a journal:
-// one readable line per hit or log event. It is what `ctwatch run` uses when
-// nothing else is configured.
+// one readable line per hit, log event or digest. It is what `ctwatch run`
+// uses when nothing else is configured.
 //
 // Every field comes from certificates and logs on the network, so every
 // field is escaped: a line never breaks, whatever a certificate contains.
+// A test alert (`ctwatch sinks test`) starts with "TEST ", so that nobody
+// acts on it and a grep for real alerts can skip it.
 package stdout
 
 import (
@@ -20,8 +22,13 @@ import (
 	"github.com/ctwatch/ctwatch/event"
 )
 
-// maxNames is how many DNS names a hit line shows; the rest is counted.
+// maxNames is how many DNS names a hit line shows; the rest is counted. A
+// digest line shows the digest's own names, already limited by the sink's
+// group.max_names.
 const maxNames = 8
+
+// testPrefix starts the line of a test alert.
+const testPrefix = "TEST "
 
 // Notifier writes one line per message to an io.Writer. It is safe for
 // concurrent use: lines are never interleaved.
@@ -35,8 +42,9 @@ func New(w io.Writer) *Notifier {
 	return &Notifier{w: w}
 }
 
-// Notify writes the line for m. It fails only if the writer fails; a
-// Message with neither a hit nor an event is an error.
+// Notify writes the line for m, prefixed with "TEST " when m.Test. It fails
+// only if the writer fails; a Message with neither a hit, an event nor a
+// digest is an error.
 func (n *Notifier) Notify(_ context.Context, m *alerting.Message) error {
 	var line string
 	switch {
@@ -44,8 +52,13 @@ func (n *Notifier) Notify(_ context.Context, m *alerting.Message) error {
 		line = FormatHit(m.Hit)
 	case m.Event != nil:
 		line = FormatEvent(m.Event)
+	case m.Digest != nil:
+		line = FormatDigest(m.Digest)
 	default:
-		return errors.New("stdout: message holds neither hit nor event")
+		return errors.New("stdout: message holds neither hit, event nor digest")
+	}
+	if m.Test {
+		line = testPrefix + line
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -83,6 +96,36 @@ func FormatHit(h *event.Hit) string {
 	}
 	field(&b, "reason", h.Reason)
 	field(&b, "id", h.ID)
+	return b.String()
+}
+
+// FormatDigest returns the one-line summary of d, without a newline; url is
+// left out when d has none:
+//
+//	HIGH digest rule=our-names count=412 names=a.example,b.example,+398 more first=2026-01-02T03:04:05Z last=2026-01-02T03:05:00Z url=https://... id=...
+func FormatDigest(d *event.Digest) string {
+	var b strings.Builder
+	b.WriteString(token(strings.ToUpper(string(d.Severity))))
+	b.WriteString(" digest")
+	field(&b, "rule", d.Rule)
+	b.WriteString(" count=")
+	b.WriteString(strconv.Itoa(d.Count))
+	joined := strings.Join(d.Names, ",")
+	if d.MoreNames > 0 {
+		if joined != "" {
+			joined += ","
+		}
+		joined += fmt.Sprintf("+%d more", d.MoreNames)
+	}
+	field(&b, "names", joined)
+	b.WriteString(" first=")
+	b.WriteString(d.First.UTC().Format(time.RFC3339))
+	b.WriteString(" last=")
+	b.WriteString(d.Last.UTC().Format(time.RFC3339))
+	if d.URL != "" {
+		field(&b, "url", d.URL)
+	}
+	field(&b, "id", d.ID)
 	return b.String()
 }
 

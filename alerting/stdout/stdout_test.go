@@ -117,3 +117,78 @@ func TestNotifyErrors(t *testing.T) {
 		t.Error("empty message accepted")
 	}
 }
+
+func sampleDigest() *event.Digest {
+	return &event.Digest{
+		ID:        "dg7",
+		Kind:      event.DigestKind,
+		Rule:      "our-names",
+		Severity:  event.SeverityHigh,
+		Count:     412,
+		First:     time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Last:      time.Date(2026, 1, 2, 4, 5, 6, 0, time.FixedZone("UTC+1", 3600)),
+		Names:     []string{"a.bank.example", "b.bank.example"},
+		MoreNames: 398,
+		URL:       "https://ctwatch.example/digests/dg7",
+	}
+}
+
+func TestDigestLine(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*event.Digest)
+		want   string
+	}{
+		{"full", func(*event.Digest) {},
+			`HIGH digest rule=our-names count=412 names="a.bank.example,b.bank.example,+398 more" first=2026-01-02T03:04:05Z last=2026-01-02T03:05:06Z url=https://ctwatch.example/digests/dg7 id=dg7`},
+		{"all names listed, no url", func(d *event.Digest) { d.MoreNames, d.URL, d.Count = 0, "", 2 },
+			`HIGH digest rule=our-names count=2 names=a.bank.example,b.bank.example first=2026-01-02T03:04:05Z last=2026-01-02T03:05:06Z id=dg7`},
+		{"no names", func(d *event.Digest) { d.Names, d.MoreNames = nil, 0 },
+			`HIGH digest rule=our-names count=412 names="" first=2026-01-02T03:04:05Z last=2026-01-02T03:05:06Z url=https://ctwatch.example/digests/dg7 id=dg7`},
+		{"hostile", func(d *event.Digest) {
+			d.Rule = "r\nCRITICAL rule=forged"
+			d.Names = []string{"a.example\r\nb", "<script>"}
+			d.URL = "https://x.example/?a=b c"
+		}, `HIGH digest rule="r\nCRITICAL rule=forged" count=412 names="a.example\r\nb,<script>,+398 more" first=2026-01-02T03:04:05Z last=2026-01-02T03:05:06Z url="https://x.example/?a=b c" id=dg7`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := sampleDigest()
+			tc.change(d)
+			var buf bytes.Buffer
+			if err := New(&buf).Notify(t.Context(), &alerting.Message{Digest: d}); err != nil {
+				t.Fatal(err)
+			}
+			if got := buf.String(); got != tc.want+"\n" {
+				t.Errorf("line\n got %q\nwant %q", got, tc.want+"\n")
+			}
+		})
+	}
+}
+
+// A test alert says so at the start of its line, whatever it carries; a
+// real one does not.
+func TestTestMarker(t *testing.T) {
+	ev := &event.LogEvent{ID: "ev1", Kind: event.LogUnreachable, Log: event.LogRef{Name: "L"}}
+	tests := []struct {
+		name string
+		m    alerting.Message
+		want string
+	}{
+		{"hit", alerting.Message{Hit: sampleHit(), Test: true}, "TEST HIGH rule=our-names "},
+		{"event", alerting.Message{Event: ev, Test: true}, "TEST EVENT kind=log_unreachable "},
+		{"digest", alerting.Message{Digest: sampleDigest(), Test: true}, "TEST HIGH digest rule=our-names "},
+		{"real hit", alerting.Message{Hit: sampleHit()}, "HIGH rule=our-names "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := New(&buf).Notify(t.Context(), &tc.m); err != nil {
+				t.Fatal(err)
+			}
+			if got := buf.String(); !strings.HasPrefix(got, tc.want) || strings.Count(got, "\n") != 1 {
+				t.Errorf("line %q, want one line starting %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,190 +1,303 @@
-// Package webhook is the sink that POSTs every hit or log event, as JSON, to
-// an HTTP endpoint.
+// Package webhook is the sink that POSTs every hit, log event or digest, as
+// JSON, to an HTTP endpoint, optionally signed so that the receiver can tell
+// ctwatch's requests from anyone else's.
 //
-// The request body is exactly the JSON document of the hit or event (the
-// event package's contract), with Content-Type application/json and the
-// header X-Ctwatch-Id carrying its stable ID: delivery is at least once, and
-// a receiver that remembers IDs turns it into exactly once. Any 2xx answer
-// means delivered. 429 and 503 with a Retry-After header ask the Dispatcher
-// to wait that long; every other answer and every transport error is
-// retried with backoff. Redirects are not followed (a POST must not turn
-// into a GET somewhere else): they count as failures.
+// The request body is exactly the JSON document of the message (m.Data: the
+// hit or event as stored in the stream, the digest's JSON for a digest). The
+// headers say what it is and how to deduplicate it:
+//
+//	Content-Type: application/json
+//	X-Ctwatch-Id: <id>              the hit's, event's or digest's ID
+//	Idempotency-Key: <id>           the same, under the name many services know
+//	X-Ctwatch-Kind: hit|event|digest
+//	X-Ctwatch-Test: true            only for `ctwatch sinks test`
+//	X-Ctwatch-Timestamp: <unix s>   only when a secret is set
+//	X-Ctwatch-Signature: v1=<hex>   only when a secret is set
+//
+// The signature is the lower-case hex HMAC-SHA256, keyed with the shared
+// secret, of the timestamp, a dot and the body. Binding the timestamp lets
+// a receiver refuse old requests replayed by someone who recorded one; a
+// receiver written in Go calls [Verify]. Each attempt is signed afresh, so a
+// message retried after an hour-long outage carries a current timestamp
+// (and the same ID, which is what deduplication uses).
+//
+// Delivery is at least once; a receiver that remembers IDs makes it exactly
+// once. Status handling (2xx is success, 429/503 Retry-After, redirects are
+// failures, bounded reads, TLS options) is [httpsink]'s.
 package webhook
 
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ctwatch/ctwatch/alerting"
+	"github.com/ctwatch/ctwatch/alerting/httpsink"
 )
 
-// Header names and values of a delivery.
+// Header names of a delivery. They are part of the external contract.
 const (
-	// IDHeader carries the hit's or event's ID, the receiver's idempotency
-	// key.
-	IDHeader    = "X-Ctwatch-Id"
-	contentType = "application/json"
-	userAgent   = "ctwatch"
+	// IDHeader carries the message's ID, the receiver's idempotency key.
+	IDHeader = "X-Ctwatch-Id"
+	// IdempotencyKeyHeader carries the ID again, under the name that
+	// services with built-in deduplication look for.
+	IdempotencyKeyHeader = "Idempotency-Key"
+	// KindHeader says what the body is: "hit", "event" or "digest".
+	KindHeader = "X-Ctwatch-Kind"
+	// TestHeader is "true" on a test alert from `ctwatch sinks test`, which
+	// nobody should act on; absent otherwise.
+	TestHeader = "X-Ctwatch-Test"
+	// TimestampHeader is the signing time, in Unix seconds, of a signed
+	// request.
+	TimestampHeader = "X-Ctwatch-Timestamp"
+	// SignatureHeader holds the signature of a signed request: one or more
+	// comma-separated "v1=<hex>" values (see [Verify]).
+	SignatureHeader = "X-Ctwatch-Signature"
 )
 
 const (
-	// DefaultTimeout bounds one request, from dialling to the end of the
-	// response body.
-	DefaultTimeout = 10 * time.Second
-	// maxResponse is how much of a response body is read: enough to keep
-	// the connection reusable for short answers and to quote an error,
-	// never so much that a hostile endpoint can fill memory.
-	maxResponse = 64 << 10
-	// maxQuoted is how much of an error response ends up in the error.
-	maxQuoted = 200
-	// maxRetryAfter caps a parsed Retry-After; the Dispatcher caps again.
-	maxRetryAfter = 24 * time.Hour
+	// DefaultTimeout bounds one request when Config.Timeout is 0.
+	DefaultTimeout = httpsink.DefaultTimeout
+	// DefaultTolerance is how far a timestamp may be from the receiver's
+	// clock when [Verify] is given no tolerance: long enough for clock skew
+	// and a slow network, short enough that a recorded request soon stops
+	// working.
+	DefaultTolerance = 5 * time.Minute
+
+	// signatureScheme prefixes each signature value, so that a future
+	// scheme can be sent alongside during a migration.
+	signatureScheme = "v1="
+	contentType     = "application/json"
 )
 
-// Config says where and how to deliver.
+// Errors returned by [Verify], for receivers that answer differently (or
+// log differently) depending on why a request was refused.
+var (
+	// ErrUnsigned means the request lacks the timestamp or a v1 signature.
+	ErrUnsigned = errors.New("webhook: request not signed")
+	// ErrBadSignature means no signature matches the body and secret: the
+	// request was forged, altered, or signed with another secret.
+	ErrBadSignature = errors.New("webhook: signature does not match")
+	// ErrStale means the signature is good but the timestamp is outside the
+	// tolerance: most likely a replay of a recorded request.
+	ErrStale = errors.New("webhook: timestamp outside tolerance")
+)
+
+// Config says where and how to deliver. The config loader has already
+// resolved secrets (Secret is the key itself, not where to find it).
 type Config struct {
 	// URL is the endpoint, http or https. It may hold a secret (many
-	// services put a token in the path), so errors and logs show only its
-	// scheme and host.
+	// services put a token in the path), so errors show only its scheme
+	// and host.
 	URL string
 	// Timeout bounds one request; 0 means DefaultTimeout.
 	Timeout time.Duration
-	// Header holds extra request headers, e.g. Authorization. The headers
-	// set by ctwatch (Content-Type, X-Ctwatch-Id) take precedence.
+	// Header holds extra request headers, e.g. Authorization. Headers that
+	// ctwatch sets (Content-Type, Idempotency-Key and every X-Ctwatch-*)
+	// cannot be set here: ctwatch's own values win, and the others are
+	// dropped, so a configuration cannot forge a test marker or signature.
 	Header http.Header
-	// Client sends the requests; nil means a client of its own that does
-	// not follow redirects. A Client given here is used as is.
+	// TLS holds the operator's TLS settings; ignored when Client is set.
+	TLS httpsink.TLS
+	// Secret is the HMAC-SHA256 key that signs every request; nil means
+	// unsigned. An empty non-nil Secret is refused: it would sign with a
+	// key anyone knows.
+	Secret []byte
+	// Client sends the requests; nil means httpsink's client, which does
+	// not follow redirects. A Client given here (tests) is used as is.
 	Client *http.Client
 }
 
 // Notifier delivers messages to one endpoint. It is safe for concurrent
 // use.
 type Notifier struct {
-	url     string
-	target  string // scheme://host, safe to show
-	timeout time.Duration
-	header  http.Header
-	client  *http.Client
+	poster *httpsink.Poster
+	header http.Header // custom headers, ctwatch's removed
+	secret []byte      // nil: unsigned
+	now    func() time.Time
 }
 
-// New checks cfg and returns a Notifier for it.
+// New checks cfg, loads its TLS files and returns a Notifier. Errors never
+// echo the URL or the secret.
 func New(cfg Config) (*Notifier, error) {
-	u, err := url.Parse(cfg.URL)
+	if cfg.Secret != nil && len(cfg.Secret) == 0 {
+		return nil, errors.New("webhook: empty secret")
+	}
+	header := make(http.Header, len(cfg.Header))
+	for k, vs := range cfg.Header {
+		if !validName(k) {
+			return nil, fmt.Errorf("webhook: invalid header name %q", k)
+		}
+		for _, v := range vs {
+			if !validValue(v) {
+				return nil, fmt.Errorf("webhook: header %s: control character in value", k)
+			}
+		}
+		if reserved(k) {
+			continue
+		}
+		header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	p, err := httpsink.New(httpsink.Config{URL: cfg.URL, Timeout: cfg.Timeout, TLS: cfg.TLS, Client: cfg.Client})
 	if err != nil {
-		return nil, errors.New("webhook: invalid URL") // err would echo the URL
+		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("webhook: URL must be http(s)://host/..., got scheme %q", u.Scheme)
+	return &Notifier{
+		poster: p,
+		header: header,
+		secret: bytes.Clone(cfg.Secret),
+		now:    time.Now,
+	}, nil
+}
+
+// reserved reports whether a header name is one ctwatch sets itself.
+func reserved(name string) bool {
+	switch c := http.CanonicalHeaderKey(name); {
+	case c == "Content-Type", c == IdempotencyKeyHeader:
+		return true
+	case strings.HasPrefix(c, "X-Ctwatch-"):
+		return true
 	}
-	if cfg.Timeout < 0 {
-		return nil, fmt.Errorf("webhook: negative timeout %s", cfg.Timeout)
+	return false
+}
+
+// validName reports whether s is an HTTP token (RFC 9110 section 5.1).
+func validName(s string) bool {
+	if s == "" {
+		return false
 	}
-	n := &Notifier{
-		url:     cfg.URL,
-		target:  u.Scheme + "://" + u.Host,
-		timeout: cfg.Timeout,
-		header:  cfg.Header.Clone(),
-		client:  cfg.Client,
-	}
-	if n.timeout == 0 {
-		n.timeout = DefaultTimeout
-	}
-	if n.client == nil {
-		n.client = &http.Client{
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
 		}
 	}
-	return n, nil
+	return true
 }
 
-// Notify POSTs m.Data. It returns nil on a 2xx answer; an error wrapping
-// *alerting.RetryAfterError on 429 or 503 with a usable Retry-After; any
-// other error otherwise. A message without ID is an error (no idempotency
-// key, no delivery).
+// validValue reports whether s can be a header value: no control
+// characters other than tab, so no CR or LF that would start a header of
+// its own.
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Notify POSTs m.Data with ctwatch's headers, signed when a secret is
+// set, making one attempt. It returns nil on a 2xx answer; an error
+// wrapping *alerting.RetryAfterError on 429 or 503 with a usable
+// Retry-After; any other error otherwise. A message without ID or body is
+// an error (no idempotency key, nothing to send), and so is an ID that
+// cannot travel in a header.
 func (n *Notifier) Notify(ctx context.Context, m *alerting.Message) error {
 	id := m.ID()
 	if id == "" {
 		return errors.New("webhook: message without id")
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url, bytes.NewReader(m.Data))
-	if err != nil {
-		return fmt.Errorf("webhook %s: build request: %w", n.target, err)
+	if !validValue(id) {
+		// IDs are hashes, but the stream is input like any other.
+		return fmt.Errorf("webhook: message id %q cannot be a header value", id)
 	}
-	for k, vs := range n.header {
-		req.Header[k] = vs
+	if len(m.Data) == 0 {
+		return fmt.Errorf("webhook: message %s: empty body", id)
 	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set(IDHeader, id)
-	req.Header.Set("User-Agent", userAgent)
-
-	resp, err := n.client.Do(req)
-	if err != nil {
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err // *url.Error would print the full URL
-		}
-		return fmt.Errorf("webhook %s: %w", n.target, err)
+	h := n.header.Clone()
+	h.Set("Content-Type", contentType)
+	h.Set(IDHeader, id)
+	h.Set(IdempotencyKeyHeader, id)
+	h.Set(KindHeader, m.Kind())
+	if m.Test {
+		h.Set(TestHeader, "true")
 	}
-	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		// The receiver has said yes; a body cut short changes nothing.
-		return nil
+	if n.secret != nil {
+		ts := strconv.FormatInt(n.now().Unix(), 10)
+		h.Set(TimestampHeader, ts)
+		h.Set(SignatureHeader, signatureScheme+hex.EncodeToString(sign(n.secret, ts, m.Data)))
 	}
-	msg := fmt.Sprintf("webhook %s: status %d", n.target, resp.StatusCode)
-	if q := quote(body); q != "" {
-		msg += ": " + q
-	} else if readErr != nil {
-		msg += fmt.Sprintf(" (reading body: %v)", readErr)
+	if err := n.poster.Post(ctx, m.Data, h); err != nil {
+		return fmt.Errorf("webhook: message %s: %w", id, err)
 	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return fmt.Errorf("%s: %w", msg, &alerting.RetryAfterError{After: d})
-		}
-	}
-	return errors.New(msg)
+	return nil
 }
 
-// quote returns the start of a response body, trimmed and escaped, for an
-// error message.
-func quote(body []byte) string {
-	s := strings.TrimSpace(string(body))
-	if s == "" {
-		return ""
-	}
-	if len(s) > maxQuoted {
-		s = s[:maxQuoted] + "…"
-	}
-	return strconv.Quote(s)
+// sign returns HMAC-SHA256(secret, ts + "." + body).
+func sign(secret []byte, ts string, body []byte) []byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return mac.Sum(nil)
 }
 
-// parseRetryAfter reads a Retry-After value (RFC 9110: delay-seconds or an
-// HTTP-date) relative to now. It reports false for a missing or malformed
-// value; a date in the past gives 0.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
+// Verify is what a receiver written in Go calls to check that a request
+// came from ctwatch with the shared secret: header and body are the
+// request's headers and its raw body, exactly as received (not re-encoded
+// JSON), and now is the receiver's clock.
+//
+// It returns nil when some "v1=" value in X-Ctwatch-Signature (there may be
+// several, comma-separated or in several header lines, e.g. while a signer
+// moves to a new secret) is the HMAC-SHA256 of X-Ctwatch-Timestamp, ".",
+// and body, and the timestamp is within tolerance of now, either way; a
+// tolerance of 0 or less means DefaultTolerance. Otherwise it returns an
+// error wrapping ErrUnsigned, ErrBadSignature or ErrStale. Signatures are
+// compared in constant time. A receiver that accepts several secrets (during
+// its own rotation) calls Verify once per secret.
+//
+// A good signature proves who sent the request and, with the tolerance,
+// that it is recent; it does not make a recent request unique: receivers
+// still deduplicate on X-Ctwatch-Id. Verify is safe for concurrent use.
+func Verify(secret []byte, header http.Header, body []byte, now time.Time, tolerance time.Duration) error {
+	if len(secret) == 0 {
+		return errors.New("webhook: verify with an empty secret")
 	}
-	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if secs > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	ts := header.Get(TimestampHeader)
+	if ts == "" {
+		return fmt.Errorf("%w: no %s header", ErrUnsigned, TimestampHeader)
+	}
+	unix, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || unix < 0 {
+		return fmt.Errorf("%w: malformed %s header", ErrUnsigned, TimestampHeader)
+	}
+	want := sign(secret, ts, body)
+	found := false
+	for _, line := range header.Values(SignatureHeader) {
+		for v := range strings.SplitSeq(line, ",") {
+			hexSig, ok := strings.CutPrefix(strings.TrimSpace(v), signatureScheme)
+			if !ok {
+				continue // another scheme, for another verifier
+			}
+			found = true
+			got, err := hex.DecodeString(hexSig)
+			if err == nil && hmac.Equal(got, want) {
+				// Checked after the signature, so that ErrStale means
+				// "authentic but old": a replay, not a forgery.
+				if d := now.Sub(time.Unix(unix, 0)); d > tolerance || d < -tolerance {
+					return fmt.Errorf("%w: signed %s ago, tolerance %s", ErrStale, d.Round(time.Second), tolerance)
+				}
+				return nil
+			}
 		}
-		return time.Duration(secs) * time.Second, true
 	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
+	if !found {
+		return fmt.Errorf("%w: no %s value in %s", ErrUnsigned, signatureScheme, SignatureHeader)
 	}
-	return min(max(t.Sub(now), 0), maxRetryAfter), true
+	return ErrBadSignature
 }

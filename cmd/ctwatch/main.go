@@ -77,6 +77,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newCheckCmd(stdin, stdout),
 		newRulesCmd(stdout),
 		newLogsCmd(stdout, stderr),
+		newSinksCmd(stdout, stderr),
 		newVersionCmd(stdout),
 	)
 	return root

@@ -10,8 +10,14 @@
 // comma-separated list; logs and sinks from the environment (CTWATCH_LOGS,
 // CTWATCH_SINKS) are YAML or JSON lists that replace the file's.
 //
-// Paths (data_dir, log_list, rules.files, jsonl sinks) are kept as written:
-// relative ones are relative to the working directory, not to the file.
+// Paths (data_dir, log_list, rules.files, jsonl sinks, the *_file keys of
+// sinks) are kept as written: relative ones are relative to the working
+// directory, not to the file.
+//
+// Secrets are never written in the file: sinks name an environment
+// variable (secret_env, url_env, password_env) or a file (secret_file, …)
+// and Load reads it, so that a missing secret stops ctwatch before it
+// starts, reported at its key's line, without the value in any message.
 package config
 
 import (
@@ -56,6 +62,24 @@ type Config struct {
 	// Sinks receive alerts, in file order; names are unique. Empty only
 	// when the configuration says so explicitly ("sinks: []").
 	Sinks []Sink
+	// Web is ctwatch's own HTTP server.
+	Web Web
+}
+
+// Web configures the HTTP server the daemon runs for people following
+// links from alerts: the full lists behind digests (issue 6 adds metrics
+// and health checks on the same listener). Set from the web section,
+// CTWATCH_WEB_LISTEN / CTWATCH_WEB_EXTERNAL_URL or --web-listen /
+// --web-external-url.
+type Web struct {
+	// Listen is the server's host:port (":8080" for every address, port 0
+	// for any free port); "" (the default) runs no server.
+	Listen string
+	// ExternalURL is how users reach the server (through a proxy, say):
+	// an http(s) URL without query or fragment and without a trailing
+	// slash, which links in alerts start with; "" when unknown, and then
+	// digests carry no link.
+	ExternalURL string
 }
 
 // Log kinds, as written in the file's logs[].kind.
@@ -111,6 +135,9 @@ type Monitor struct {
 	// VerifyEvery is how many entries may be processed between commits
 	// that are verified against a signed tree head.
 	VerifyEvery uint64
+	// MaxBacklog is how many entries a log may be ahead of ctwatch before
+	// a falling_behind event says that hits arrive late; 0 never says so.
+	MaxBacklog uint64
 }
 
 // NATS says where hits go.
@@ -136,30 +163,6 @@ type Rules struct {
 	Builtin bool
 }
 
-// Sink types, as written in the file's sinks[].type.
-const (
-	SinkStdout  = "stdout"
-	SinkJSONL   = "jsonl"
-	SinkWebhook = "webhook"
-)
-
-// Sink is one destination of alerts.
-type Sink struct {
-	// Name is unique and made of letters, digits, "-" and "_", so that it
-	// can name a durable NATS consumer.
-	Name string
-	// Type is SinkStdout, SinkJSONL or SinkWebhook.
-	Type string
-	// Path is the file a jsonl sink appends to; "" for other types.
-	Path string
-	// URL is where a webhook sink posts; "" for other types.
-	URL string
-	// Events says whether the sink also receives events about the logs
-	// themselves (unreachable, inconsistent, …) besides hits; true unless
-	// the file says "events: false".
-	Events bool
-}
-
 // origin is where the effective value of a key came from.
 type origin int
 
@@ -180,6 +183,13 @@ type loader struct {
 	flagNames map[string]string // key → bound flag
 	defaults  map[string]any
 	problems  []Problem
+	// lists holds the file's logs and sinks as decoded by yaml.v3. They
+	// are kept from viper, which lower-cases every key at every depth and
+	// so would change header and label names.
+	lists map[string]any
+	// envRefs are the variables that *_env keys name; they may start with
+	// CTWATCH_ without being unknown.
+	envRefs map[string]bool
 }
 
 // Load reads the configuration from the YAML file at path ("" for none),
@@ -188,7 +198,13 @@ type loader struct {
 //
 // When the configuration is invalid it returns a nil Config and an *Error
 // listing every problem. A file that cannot be read gives an error wrapping
-// the os error instead. Load only reads its inputs; calls are independent.
+// the os error instead.
+//
+// Besides its inputs, Load reads what sinks refer to: the environment
+// variables and files holding secrets and URLs, TLS files (checked to
+// parse), and exec programs (looked up in PATH), so that each is found
+// missing now rather than at the first alert. It changes nothing; calls
+// are independent and may run concurrently.
 func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 	l := &loader{
 		v:         viper.New(),
@@ -198,6 +214,8 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 		flags:     flags,
 		flagNames: map[string]string{},
 		defaults:  map[string]any{},
+		lists:     map[string]any{},
+		envRefs:   map[string]bool{},
 	}
 	for _, s := range settings() {
 		l.v.SetDefault(s.key, s.def)
@@ -222,7 +240,6 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 	l.v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	l.v.AllowEmptyEnv(true) // CTWATCH_LOG_LIST= means "no list", not "unset"
 	l.v.AutomaticEnv()
-	l.checkEnvNames()
 
 	if flags != nil {
 		for _, s := range settings() {
@@ -236,6 +253,8 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 	}
 
 	cfg := l.decode()
+	// After decoding, which learns the variables *_env keys name.
+	l.checkEnvNames()
 	if len(l.problems) > 0 {
 		return nil, l.err()
 	}
@@ -286,6 +305,12 @@ func (l *loader) readFile(data []byte) bool {
 	// viper matches keys without regard to case; give it only the keys
 	// the checker accepted (and recorded lines for).
 	prune(values, fileSpec())
+	for _, key := range []string{"logs", "sinks"} {
+		if v, ok := values[key]; ok {
+			l.lists[key] = v
+			delete(values, key)
+		}
+	}
 	if err := l.v.MergeConfigMap(values); err != nil {
 		l.add(Problem{Source: l.file, Message: "cannot read: " + err.Error()})
 	}
@@ -332,10 +357,15 @@ func (l *loader) add(p Problem) {
 
 // checkEnvNames reports CTWATCH_* variables that set nothing, which are
 // almost always misspellings that would otherwise be silently ignored.
+// Variables named by *_env keys (a secret in CTWATCH_WEBHOOK_SECRET) are
+// used, so known.
 func (l *loader) checkEnvNames() {
 	known := map[string]bool{EnvConfigFile: true, envName("logs"): true, envName("sinks"): true}
 	for _, s := range settings() {
 		known[envName(s.key)] = true
+	}
+	for name := range l.envRefs {
+		known[name] = true
 	}
 	var unknown []string
 	for _, kv := range os.Environ() {
@@ -418,7 +448,12 @@ func (l *loader) get(key string) (any, bool) {
 	if l.flagged[key] && l.origin(key) == fromFile {
 		return nil, false
 	}
-	v := l.v.Get(key)
+	var v any
+	if raw, isList := l.lists[key]; isList && l.origin(key) == fromFile {
+		v = raw
+	} else {
+		v = l.v.Get(key)
+	}
 	if v == nil {
 		v = l.defaults[key]
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,11 +113,20 @@ func defaults() *Config {
 			Timeout:          30 * time.Second,
 			MaxResponseBytes: 16777216,
 			VerifyEvery:      8192,
+			MaxBacklog:       1000000,
 		},
 		NATS:  NATS{StreamMaxAge: 720 * time.Hour, DedupeWindow: 24 * time.Hour},
 		Rules: Rules{Files: []string{}, Builtin: true},
-		Sinks: []Sink{{Name: "stdout", Type: "stdout", Events: true}},
+		Sinks: []Sink{sinkWithDefaults(Sink{Name: "stdout", Type: "stdout", Events: true})},
 	}
+}
+
+// sinkWithDefaults fills in the defaults every sink type shares (grouping
+// and retry timings), which tests of other fields need not repeat.
+func sinkWithDefaults(s Sink) Sink {
+	s.Group = Group{MaxNames: 20, MaxHits: 5000}
+	s.Retry = Retry{MinBackoff: time.Second, MaxBackoff: 5 * time.Minute}
+	return s
 }
 
 func TestDefaults(t *testing.T) {
@@ -199,6 +210,7 @@ monitor:
   timeout: 5s
   max_response_bytes: 1024
   verify_every: 1
+  max_backlog: 0
 nats:
   url: nats://10.0.0.1:4222, tls://10.0.0.2:4222
   stream_max_age: 0s
@@ -229,13 +241,13 @@ sinks:
 			{Name: "tiles2", Kind: "static", URL: "https://log.example/2025h2", Key: key, Start: &huge,
 				MonitoringURL: "https://mon.example/2025h2", Origin: "log.example/custom"},
 		},
-		Monitor: Monitor{PollInterval: time.Minute, BatchSize: 1000, Concurrency: 8, Rate: 0, Timeout: 5 * time.Second, MaxResponseBytes: 1024, VerifyEvery: 1},
+		Monitor: Monitor{PollInterval: time.Minute, BatchSize: 1000, Concurrency: 8, Rate: 0, Timeout: 5 * time.Second, MaxResponseBytes: 1024, VerifyEvery: 1, MaxBacklog: 0},
 		NATS:    NATS{URL: "nats://10.0.0.1:4222, tls://10.0.0.2:4222", StreamMaxAge: 0, DedupeWindow: 2 * time.Minute},
 		Rules:   Rules{Files: []string{"rules/*.yaml", "/etc/ctwatch/extra.yaml"}, Builtin: true},
 		Sinks: []Sink{
-			{Name: "file", Type: "jsonl", Path: "./hits.jsonl", Events: true},
-			{Name: "hook", Type: "webhook", URL: "https://hooks.example/x?token=1", Events: false},
-			{Name: "out", Type: "stdout", Events: true},
+			sinkWithDefaults(Sink{Name: "file", Type: "jsonl", Path: "./hits.jsonl", Events: true}),
+			sinkWithDefaults(Sink{Name: "hook", Type: "webhook", URL: "https://hooks.example/x?token=1", Events: false}),
+			sinkWithDefaults(Sink{Name: "out", Type: "stdout", Events: true}),
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -267,6 +279,8 @@ func TestRegisterFlags(t *testing.T) {
 		"monitor-batch-size":    "256",
 		"monitor-rate":          "20",
 		"nats-stream-max-age":   "720h0m0s",
+		"web-listen":            "",
+		"web-external-url":      "",
 	} {
 		f := fs.Lookup(name)
 		if f == nil {
@@ -282,7 +296,14 @@ func TestRegisterFlags(t *testing.T) {
 	}
 }
 
-// TestExample: the shipped example is valid and shows every key.
+// commentedSink matches the lines of the example's commented-out sinks:
+// "#" right before YAML ("  #- name: x", "  #  type: slack"), as opposed to
+// prose comments ("  # Slack: …").
+var commentedSink = regexp.MustCompile(`(?m)^(  )#(- |  )`)
+
+// TestExample: the shipped example is valid and shows every key, counting
+// the commented-out sinks, which are valid too once uncommented but for
+// the files and the program that only exist on a real host.
 func TestExample(t *testing.T) {
 	cleanEnv(t)
 	path := filepath.Join("..", "..", "configs", "ctwatch.example.yaml")
@@ -297,8 +318,33 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	uncommented := commentedSink.ReplaceAllString(string(data), "$1$2")
+	if uncommented == string(data) {
+		t.Fatal("the example has no commented-out sinks")
+	}
+
+	t.Setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T000/B000/XXXX")
+	t.Setenv("CTWATCH_WEBHOOK_SECRET", "webhook secret")
+	t.Setenv("SMTP_PASSWORD", "smtp password")
+	_, err = Load(writeConfig(t, uncommented), nil)
+	hostOnly := regexp.MustCompile(`^sinks\[\d+\]\.(tls\.ca_file|tls\.cert_file|tls\.key_file|url_file|secret_file|password_file|command): cannot (read|run)`)
+	reported := map[string]bool{}
+	for _, p := range problems(t, err) {
+		m := hostOnly.FindStringSubmatch(p.Message)
+		if m == nil {
+			t.Errorf("uncommented example: %v", p)
+			continue
+		}
+		reported[m[1]] = true
+	}
+	for _, k := range []string{"tls.ca_file", "tls.cert_file", "tls.key_file", "url_file", "secret_file", "password_file", "command"} {
+		if !reported[k] {
+			t.Errorf("uncommented example: no problem with %s (does the file exist here?)", k)
+		}
+	}
+
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := yaml.Unmarshal([]byte(uncommented), &doc); err != nil {
 		t.Fatal(err)
 	}
 	present := map[string]bool{}
@@ -370,7 +416,7 @@ sinks: [{name: file, type: stdout}]
 			return expect(reflect.DeepEqual(c.Rules.Files, []string{"x.yaml", "y.yaml", "z.yaml"}), c)
 		}},
 		{"sinks from env replace the file's", input{yaml: file, env: map[string]string{"CTWATCH_SINKS": `[{"name": "e", "type": "jsonl", "path": "/tmp/h.jsonl"}]`}}, func(c *Config) error {
-			return expect(reflect.DeepEqual(c.Sinks, []Sink{{Name: "e", Type: "jsonl", Path: "/tmp/h.jsonl", Events: true}}), c)
+			return expect(reflect.DeepEqual(c.Sinks, []Sink{sinkWithDefaults(Sink{Name: "e", Type: "jsonl", Path: "/tmp/h.jsonl", Events: true})}), c)
 		}},
 		{"logs from env", input{env: map[string]string{"CTWATCH_LOGS": "- {name: l, url: 'https://l.example/', key: " + testKey + ", start: 5}"}}, func(c *Config) error {
 			return expect(len(c.Logs) == 1 && c.Logs[0].URL == "https://l.example" && *c.Logs[0].Start == 5, c)
@@ -487,12 +533,12 @@ func TestProblems(t *testing.T) {
 		// sinks
 		{"sink name missing", input{yaml: "sinks:\n  - type: stdout\n"}, "FILE:2", "sinks[0]: name is required"},
 		{"sink type missing", input{yaml: "sinks:\n  - name: a\n"}, "FILE:2", "sinks[0]: type is required"},
-		{"sink type unknown", input{yaml: "sinks:\n  - name: a\n    type: email\n"}, "FILE:3", `sinks[0].type: must be stdout, jsonl or webhook, not "email"`},
+		{"sink type unknown", input{yaml: "sinks:\n  - name: a\n    type: pager\n"}, "FILE:3", `sinks[0].type: must be stdout, jsonl, webhook, slack, email, alertmanager or exec, not "pager"`},
 		{"jsonl without path", input{yaml: "sinks:\n  - {name: a, type: jsonl}\n"}, "FILE:2", "sinks[0]: path is required for a jsonl sink"},
 		{"webhook without url", input{yaml: "sinks:\n  - {name: a, type: webhook}\n"}, "FILE:2", "sinks[0]: url is required for a webhook sink"},
 		{"webhook bad url", input{yaml: "sinks:\n  - {name: a, type: webhook, url: 'hooks.example/x'}\n"}, "FILE:2", "sinks[0].url: URL \"hooks.example/x\" must start with http"},
 		{"path on stdout", input{yaml: "sinks:\n  - {name: a, type: stdout, path: x}\n"}, "FILE:2", "sinks[0].path: is only for jsonl sinks"},
-		{"url on jsonl", input{yaml: "sinks:\n  - {name: a, type: jsonl, path: x, url: 'https://x'}\n"}, "FILE:2", "sinks[0].url: is only for webhook sinks"},
+		{"url on jsonl", input{yaml: "sinks:\n  - {name: a, type: jsonl, path: x, url: 'https://x'}\n"}, "FILE:2", "sinks[0].url: is only for webhook, slack and alertmanager sinks"},
 		{"events not a bool", input{yaml: "sinks:\n  - name: a\n    type: stdout\n    events: sometimes\n"}, "FILE:4", `sinks[0].events: must be true or false, not "sometimes"`},
 		{"sink name with a dot", input{yaml: "sinks:\n  - {name: a.b, type: stdout}\n"}, "FILE:2", `sinks[0].name: "a.b": use only letters, digits, - and _`},
 		{"duplicate sink name", input{yaml: "sinks:\n  - {name: a, type: stdout}\n  - {name: a, type: stdout}\n"}, "FILE:3", `sinks[1].name: sink name "a" is already used by sinks[0]`},
@@ -573,9 +619,9 @@ sinks:
 		t.Fatal(err)
 	}
 	want := []Sink{
-		{Name: "a", Type: "jsonl", Path: "./a.jsonl"},
-		{Name: "b", Type: "jsonl", Path: "./a.jsonl"},
-		{Name: "c", Type: "jsonl", Path: "./c.jsonl"},
+		sinkWithDefaults(Sink{Name: "a", Type: "jsonl", Path: "./a.jsonl"}),
+		sinkWithDefaults(Sink{Name: "b", Type: "jsonl", Path: "./a.jsonl"}),
+		sinkWithDefaults(Sink{Name: "c", Type: "jsonl", Path: "./c.jsonl"}),
 	}
 	if !reflect.DeepEqual(cfg.Sinks, want) {
 		t.Errorf("got %+v, want %+v", cfg.Sinks, want)
@@ -700,6 +746,20 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("sink name %q accepted", s.Name)
 			}
 			names[s.Name] = true
+			if !slices.Contains(sinkTypes(), s.Type) || s.Rate < 0 || (s.Rate > 0) != (s.Burst > 0) ||
+				s.Retry.MinBackoff <= 0 || s.Retry.MaxBackoff < s.Retry.MinBackoff || s.Group.Window < 0 ||
+				s.Group.MaxNames < 1 || s.Group.MaxHits < 1 || s.Timeout < 0 || (s.Username != "") != (s.Password != "") {
+				t.Fatalf("sink accepted: %+v", s)
+			}
+			if (s.Type == SinkWebhook || s.Type == SinkSlack || s.Type == SinkAlertmanager) && checkHTTPURL(s.URL, true) != nil {
+				t.Fatalf("sink URL accepted: %+v", s)
+			}
+			if len(s.Route.Events) > 0 && !s.Events {
+				t.Fatalf("route events on a sink without events: %+v", s)
+			}
+		}
+		if w := cfg.Web; (w.Listen != "" && hostPortProblem(w.Listen, 0) != "") || (w.ExternalURL != "" && checkHTTPURL(w.ExternalURL, false) != nil) {
+			t.Fatalf("web accepted: %+v", w)
 		}
 		for _, l := range cfg.Logs {
 			if l.Name == "" || len(l.Key) == 0 || strings.HasSuffix(l.URL, "/") {

@@ -59,6 +59,7 @@ func (l *loader) decode() *Config {
 		Timeout:          l.dur("monitor.timeout", false),
 		MaxResponseBytes: l.integer("monitor.max_response_bytes", 1),
 		VerifyEvery:      uint64(l.integer("monitor.verify_every", 1)),
+		MaxBacklog:       uint64(l.integer("monitor.max_backlog", 0)),
 	}
 
 	cfg.NATS = NATS{
@@ -88,6 +89,21 @@ func (l *loader) decode() *Config {
 		if _, err := filepath.Match(pattern, ""); err != nil {
 			l.problem("rules.files", fmt.Sprintf("rules.files[%d]", i), "bad pattern %q: %v", pattern, err)
 		}
+	}
+
+	cfg.Web.Listen = strings.TrimSpace(l.str("web.listen"))
+	if cfg.Web.Listen != "" {
+		if msg := hostPortProblem(cfg.Web.Listen, 0); msg != "" {
+			l.problem("web.listen", "web.listen", "%s, such as 127.0.0.1:8080 or :8080", msg)
+		}
+	}
+	cfg.Web.ExternalURL = strings.TrimSpace(l.str("web.external_url"))
+	if cfg.Web.ExternalURL != "" {
+		if err := checkHTTPURL(cfg.Web.ExternalURL, false); err != nil {
+			l.problem("web.external_url", "web.external_url", "%v", err)
+		}
+		// Links are made by appending paths.
+		cfg.Web.ExternalURL = strings.TrimRight(cfg.Web.ExternalURL, "/")
 	}
 
 	cfg.Logs = l.logs()

@@ -13,10 +13,11 @@ import (
 
 // item is one mapping of a list (a log or a sink) being decoded.
 type item struct {
-	l    *loader
-	key  string // "logs" or "sinks"
-	path string // "logs[2]"
-	m    map[string]any
+	l       *loader
+	key     string // "logs" or "sinks"
+	path    string // "logs[2]", "sinks[0].route"
+	m       map[string]any
+	flagged map[string]bool // paths the checker reported as malformed
 }
 
 func (it item) field(name string) (any, string) {
@@ -87,7 +88,7 @@ func (l *loader) eachItem(key string, fn func(it item)) {
 			}
 			continue
 		}
-		fn(item{l: l, key: key, path: path, m: m})
+		fn(item{l: l, key: key, path: path, m: m, flagged: flagged})
 	}
 }
 
@@ -219,55 +220,8 @@ func decodeKey(s string) ([]byte, error) {
 	return der, nil
 }
 
-func (l *loader) sinks() []Sink {
-	sinks := []Sink{}
-	names := map[string]string{}
-	l.eachItem("sinks", func(it item) {
-		s := Sink{
-			Name: it.required("name"),
-			Type: it.required("type"),
-			Path: it.str("path"),
-			URL:  it.str("url"),
-		}
-		raw, path := it.field("events")
-		s.Events = l.asBool(it.key, path, raw, true)
-		if s.Name != "" {
-			if !validSinkName(s.Name) {
-				l.problem(it.key, it.path+".name", "%q: use only letters, digits, - and _", s.Name)
-			} else if first, dup := names[s.Name]; dup {
-				l.problem(it.key, it.path+".name", "sink name %q is already used by %s", s.Name, first)
-			} else {
-				names[s.Name] = it.path
-			}
-		}
-		switch s.Type {
-		case "", SinkStdout, SinkJSONL, SinkWebhook:
-		default:
-			l.problem(it.key, it.path+".type", "must be %s, %s or %s, not %q", SinkStdout, SinkJSONL, SinkWebhook, s.Type)
-		}
-		if s.Type == SinkJSONL && s.Path == "" {
-			l.problem(it.key, it.path, "path is required for a %s sink", SinkJSONL)
-		}
-		if s.Type != SinkJSONL && s.Path != "" {
-			l.problem(it.key, it.path+".path", "is only for %s sinks", SinkJSONL)
-		}
-		switch {
-		case s.Type == SinkWebhook && s.URL == "":
-			l.problem(it.key, it.path, "url is required for a %s sink", SinkWebhook)
-		case s.Type == SinkWebhook:
-			if err := checkHTTPURL(s.URL, true); err != nil {
-				l.problem(it.key, it.path+".url", "%v", err)
-			}
-		case s.URL != "":
-			l.problem(it.key, it.path+".url", "is only for %s sinks", SinkWebhook)
-		}
-		sinks = append(sinks, s)
-	})
-	return sinks
-}
-
 func validSinkName(s string) bool {
-	if len(s) > 64 {
+	if len(s) > maxSinkNameLen {
 		return false
 	}
 	for _, r := range s {
@@ -284,20 +238,30 @@ func validSinkName(s string) bool {
 // accepted only when query is true (a webhook may carry a token in it; a
 // log's base URL may not, since paths are appended to it).
 func checkHTTPURL(s string, query bool) error {
-	u, err := url.Parse(s)
-	if err != nil {
+	if _, err := url.Parse(s); err != nil {
 		return fmt.Errorf("invalid URL %q", truncate(s))
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("URL %q must start with http:// or https://", truncate(s))
-	}
-	if u.Host == "" {
-		return fmt.Errorf("URL %q has no host", truncate(s))
-	}
-	if !query && (u.RawQuery != "" || u.Fragment != "") {
-		return fmt.Errorf("URL %q must not have a query or fragment", truncate(s))
+	if msg := urlProblem(s, query); msg != "" {
+		return fmt.Errorf("URL %q %s", truncate(s), msg)
 	}
 	return nil
+}
+
+// urlProblem says what is wrong with s as checkHTTPURL would, without
+// quoting s (a URL may be a secret); "" when nothing is.
+func urlProblem(s string, query bool) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "is not a valid URL"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "must start with http:// or https://"
+	case u.Host == "":
+		return "has no host"
+	case !query && (u.RawQuery != "" || u.Fragment != ""):
+		return "must not have a query or fragment"
+	}
+	return ""
 }
 
 // checkNATSURL accepts what the NATS client does: host:port, or a URL with

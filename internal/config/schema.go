@@ -49,11 +49,14 @@ func settings() []setting {
 		{"monitor.timeout", kindDuration, "30s", "monitor-timeout", "timeout of one request to a log"},
 		{"monitor.max_response_bytes", kindInt64, 16 << 20, "monitor-max-response-bytes", "largest response accepted from a log, in bytes"},
 		{"monitor.verify_every", kindUint64, 8192, "monitor-verify-every", "entries between commits verified against a signed tree head"},
+		{"monitor.max_backlog", kindUint64, 1000000, "monitor-max-backlog", "entries a log may be ahead of ctwatch before a falling_behind event (0 = never)"},
 		{"nats.url", kindString, "", "nats-url", `NATS server URL(s), comma-separated; "" runs an embedded server under the data directory`},
 		{"nats.stream_max_age", kindDuration, "720h", "nats-stream-max-age", "how long hits are kept in the stream (0 = forever)"},
 		{"nats.dedupe_window", kindDuration, "24h", "nats-dedupe-window", "window in which a repeated hit is dropped"},
 		{"rules.files", kindStringList, []string{}, "rules", "rule files (glob patterns); repeat or comma-separate"},
 		{"rules.builtin", kindBool, true, "rules-builtin", "also run the built-in rules (interception and distrusted CA feeds)"},
+		{"web.listen", kindString, "", "web-listen", `host:port of ctwatch's HTTP server (digest lists); "" runs none`},
+		{"web.external_url", kindString, "", "web-external-url", "URL users reach the HTTP server at, for links in alerts"},
 	}
 }
 
@@ -114,12 +117,13 @@ const (
 	shapeSection               // a mapping with known keys
 	shapeItems                 // a sequence of mappings with known keys
 	shapeLeafList              // a sequence of scalars
+	shapeMap                   // a mapping of any keys to scalars (headers, labels)
 )
 
 // spec describes the keys allowed at one level of the file.
 type spec struct {
 	shape  shape
-	fields map[string]*spec // for shapeSection and the items of shapeItems
+	fields map[string]*spec // for shapeSection and the items of shapeItems; nil for shapeMap
 }
 
 func leaves(names ...string) map[string]*spec {
@@ -135,9 +139,10 @@ func fileSpec() *spec {
 	top := leaves("data_dir", "log_level", "log_format", "log_list", "log_list_refresh")
 	top["logs"] = &spec{shape: shapeItems, fields: leaves(
 		"name", "kind", "url", "key", "start", "monitoring_url", "origin", "concurrency", "rate", "batch_size")}
-	top["monitor"] = &spec{shape: shapeSection, fields: leaves("poll_interval", "batch_size", "concurrency", "rate", "timeout", "max_response_bytes", "verify_every")}
+	top["monitor"] = &spec{shape: shapeSection, fields: leaves("poll_interval", "batch_size", "concurrency", "rate", "timeout", "max_response_bytes", "verify_every", "max_backlog")}
 	top["nats"] = &spec{shape: shapeSection, fields: leaves("url", "stream_max_age", "dedupe_window")}
 	top["rules"] = &spec{shape: shapeSection, fields: map[string]*spec{"files": {shape: shapeLeafList}, "builtin": {shape: shapeLeaf}}}
-	top["sinks"] = &spec{shape: shapeItems, fields: leaves("name", "type", "path", "url", "events")}
+	top["sinks"] = sinkItemSpec()
+	top["web"] = &spec{shape: shapeSection, fields: leaves("listen", "external_url")}
 	return &spec{shape: shapeSection, fields: top}
 }

@@ -81,7 +81,7 @@ func (c *checker) value(n *yaml.Node, s *spec, path string) {
 		return
 	}
 	switch s.shape {
-	case shapeSection:
+	case shapeSection, shapeMap:
 		c.mapping(n, s, path)
 	case shapeItems:
 		if n.Kind != yaml.SequenceNode {
@@ -196,8 +196,17 @@ func (c *checker) merge(n *yaml.Node, s *spec, path string, seen map[string]int)
 func (c *checker) field(k, v *yaml.Node, s *spec, path string, seen map[string]int, explicit bool) {
 	name := k.Value
 	sub, ok := s.fields[name]
+	if s.shape == shapeMap {
+		// Any name, checked by the decoder; but a name YAML reads as
+		// something else (1, true, null) would not reach it as written.
+		if k.ShortTag() != "!!str" {
+			c.report(k.Line, fmt.Sprintf("%s: the name %s must be text: write it in quotes", path, k.Value))
+			return
+		}
+		sub, ok = &spec{shape: shapeLeaf}, true
+	}
 	if !ok {
-		c.report(k.Line, fmt.Sprintf("unknown key %q%s%s", name, where(path), suggest(name, s.fields)))
+		c.report(k.Line, fmt.Sprintf("unknown key %q%s%s", name, where(path), hint(name, s.fields)))
 		return
 	}
 	if first, dup := seen[name]; dup {
@@ -214,7 +223,26 @@ func (c *checker) field(k, v *yaml.Node, s *spec, path string, seen map[string]i
 	c.lines[p] = v.Line
 	if sub.shape != shapeLeaf {
 		c.value(v, sub, p)
+	} else if s.shape == shapeMap {
+		// Reported at the key: a block mapping's value starts a line later.
+		if d := c.deref(v); d != nil {
+			switch d.Kind {
+			case yaml.MappingNode:
+				c.wrong(k, p, "must be a single value, not a mapping")
+			case yaml.SequenceNode:
+				c.wrong(k, p, "must be a single value, not a list")
+			}
+		}
 	}
+}
+
+// hint explains an unknown key: a secret written in clear, for which the
+// schema has name_env and name_file instead, or a misspelling.
+func hint(name string, fields map[string]*spec) string {
+	if fields[name+"_env"] != nil && fields[name+"_file"] != nil {
+		return fmt.Sprintf(" (a secret is never written in the file: use %s_env for an environment variable or %s_file for a file holding it)", name, name)
+	}
+	return suggest(name, fields)
 }
 
 func where(path string) string {

@@ -71,15 +71,27 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 
-	disp, closers, err := newDispatcher(bus, cfg, logger)
+	disp, closeSinks, err := newDispatcher(bus, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range closers {
-			_ = c.Close()
+	defer closeSinks()
+	if cfg.Web.Listen != "" {
+		// Without an external URL there is no address to give people
+		// that is known to reach this server: digests carry no link.
+		archive, err := alerting.OpenArchive(ctx, bus.JetStream(), cfg.Web.ExternalURL, cfg.NATS.StreamMaxAge, 0)
+		if err != nil {
+			return err
 		}
-	}()
+		if err := disp.SetArchive(archive); err != nil {
+			return err
+		}
+		stopWeb, err := serveWeb(ctx, cfg.Web.Listen, newWebHandler(archive, logger), logger)
+		if err != nil {
+			return err
+		}
+		defer stopWeb()
+	}
 
 	logs, err := LoadLogs(ctx, cfg, logger)
 	if err != nil {
@@ -201,7 +213,7 @@ func lockDataDir(dir string) (func(), error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("data dir %s is in use by another ctwatch process: %w", dir, err)
+		return nil, fmt.Errorf("data dir %s: %w (%v)", dir, ErrDataDirInUse, err)
 	}
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
@@ -250,7 +262,7 @@ func (m *ruleMatcher) Match(e *monitor.Entry) []event.Hit {
 	ref := &event.LogRef{Name: e.Log.Name, URL: e.Log.URL, Index: e.Index}
 	hits := make([]event.Hit, len(ms))
 	for i, mt := range ms {
-		hits[i] = rules.NewHit(mt, e.Cert, ref)
+		hits[i] = m.engine.NewHit(mt, e.Cert, ref)
 	}
 	return hits
 }

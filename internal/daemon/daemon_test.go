@@ -81,6 +81,16 @@ func (s *setup) add(t *testing.T, n int) {
 
 func (s *setup) config(t *testing.T) *config.Config {
 	t.Helper()
+	return s.configWith(t, fmt.Sprintf(`
+  - {name: file, type: jsonl, path: %s}
+  - {name: hook, type: webhook, url: %q, events: false}
+`, filepath.Join(s.dir, "hits.jsonl"), s.hook.srv.URL))
+}
+
+// configWith writes and loads the test configuration with the given sinks
+// (YAML list items), so tests can set up the sinks they exercise.
+func (s *setup) configWith(t *testing.T, sinks string) *config.Config {
+	t.Helper()
 	yaml := fmt.Sprintf(`data_dir: %s
 log_list: ""
 logs:
@@ -94,11 +104,8 @@ monitor:
   verify_every: 200
 rules:
   files: [%s]
-sinks:
-  - {name: file, type: jsonl, path: %s}
-  - {name: hook, type: webhook, url: %q, events: false}
-`, filepath.Join(s.dir, "data"), s.log.URL(), base64.StdEncoding.EncodeToString(s.log.PublicKeyDER()),
-		filepath.Join(s.dir, "rules.yaml"), filepath.Join(s.dir, "hits.jsonl"), s.hook.srv.URL)
+sinks:%s`, filepath.Join(s.dir, "data"), s.log.URL(), base64.StdEncoding.EncodeToString(s.log.PublicKeyDER()),
+		filepath.Join(s.dir, "rules.yaml"), sinks)
 	path := filepath.Join(s.dir, "ctwatch.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -86,6 +86,7 @@ func fetchOptions(m config.Monitor) monitor.FetchOptions {
 	o.Timeout = m.Timeout
 	o.MaxResponseBytes = m.MaxResponseBytes
 	o.VerifyEvery = m.VerifyEvery
+	o.MaxBacklog = m.MaxBacklog
 	return o
 }
 

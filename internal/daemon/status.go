@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -62,32 +63,54 @@ func openCheckpoints(ctx context.Context, cfg *config.Config, logger *slog.Logge
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, "nats")); err != nil {
 			return nil, nil, "no data yet in " + cfg.DataDir
 		}
-		unlock, err := lockDataDir(cfg.DataDir)
-		if err != nil {
-			return nil, nil, "a running daemon holds " + cfg.DataDir + "; positions are shown only when it is stopped or NATS is external"
+	}
+	bus, closeBus, err := OpenBus(ctx, cfg, logger)
+	if errors.Is(err, ErrDataDirInUse) {
+		return nil, nil, "a running daemon holds " + cfg.DataDir + "; positions are shown only when it is stopped or NATS is external"
+	}
+	if err != nil {
+		return nil, nil, err.Error()
+	}
+	where := "from " + cfg.DataDir
+	if cfg.NATS.URL != "" {
+		where = "from " + cfg.NATS.URL
+	}
+	return monitor.NewKVCheckpoints(bus.Checkpoints()), closeBus, where
+}
+
+// ErrDataDirInUse is returned by [OpenBus] when a running daemon holds the
+// data directory of an embedded NATS server.
+var ErrDataDirInUse = errors.New("in use by a running ctwatch; stop it, or use an external NATS (nats.url) to work beside it")
+
+// OpenBus connects to the configured NATS (starting the embedded server on
+// the data directory when no URL is set) and opens the hit stream, for
+// commands that work on a daemon's state (`ctwatch sinks replay`, `ctwatch
+// logs`). The returned function closes everything. With an embedded server
+// it fails with an error wrapping ErrDataDirInUse while a daemon runs:
+// two servers on one store would corrupt it.
+func OpenBus(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*alerting.Bus, func(), error) {
+	unlock := func() {}
+	if cfg.NATS.URL == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, nil, fmt.Errorf("create data dir: %w", err)
 		}
-		quiet := slog.New(slog.DiscardHandler)
-		nc, shutdown, err := connectNATS(ctx, cfg, quiet)
+		u, err := lockDataDir(cfg.DataDir)
 		if err != nil {
-			unlock()
-			return nil, nil, fmt.Sprintf("cannot open %s: %v", cfg.DataDir, err)
+			return nil, nil, err
 		}
-		bus, err := alerting.Open(ctx, nc, alerting.StreamConfig{MaxAge: cfg.NATS.StreamMaxAge, Duplicates: cfg.NATS.DedupeWindow})
-		if err != nil {
-			shutdown()
-			unlock()
-			return nil, nil, fmt.Sprintf("cannot open the stream: %v", err)
-		}
-		return monitor.NewKVCheckpoints(bus.Checkpoints()), func() { shutdown(); unlock() }, "from " + cfg.DataDir
+		unlock = u
+		logger = slog.New(slog.DiscardHandler) // the embedded server's chatter is not the command's output
 	}
 	nc, shutdown, err := connectNATS(ctx, cfg, logger)
 	if err != nil {
-		return nil, nil, fmt.Sprintf("cannot reach nats: %v", err)
+		unlock()
+		return nil, nil, err
 	}
 	bus, err := alerting.Open(ctx, nc, alerting.StreamConfig{MaxAge: cfg.NATS.StreamMaxAge, Duplicates: cfg.NATS.DedupeWindow})
 	if err != nil {
 		shutdown()
-		return nil, nil, fmt.Sprintf("cannot open the stream: %v", err)
+		unlock()
+		return nil, nil, fmt.Errorf("open hit stream: %w", err)
 	}
-	return monitor.NewKVCheckpoints(bus.Checkpoints()), shutdown, "from " + cfg.NATS.URL
+	return bus, func() { shutdown(); unlock() }, nil
 }
