@@ -38,14 +38,24 @@ const (
 	celRecursionLimit = 64
 )
 
-// celField is one field of ctwatch.Cert: its CEL type and how to read it.
+// celField is one field of ctwatch.Cert: its CEL type and how to read it,
+// both as a CEL value (for cel-go) and as a plain Go value (for the native
+// evaluator of cel_native.go). Exactly one of the typed getters matches typ;
+// hash and hashes are also set for the hex fields, whose raw hashes the
+// native evaluator compares without formatting them.
 type celField struct {
 	typ *types.Type
 	get func(c *cert.Cert) celref.Val
 	// strs is set for the list(string) fields: their elements, which a
 	// celBinding converts to CEL strings once for every rule that reads
 	// them.
-	strs func(c *cert.Cert) []string
+	strs   func(c *cert.Cert) []string
+	str    func(c *cert.Cert) string
+	i64    func(c *cert.Cert) int64
+	bit    func(c *cert.Cert) bool
+	tm     func(c *cert.Cert) time.Time
+	hash   func(c *cert.Cert) cert.Hash
+	hashes func(c *cert.Cert) []cert.Hash
 }
 
 // celFields describes ctwatch.Cert. Lists and strings share the
@@ -54,13 +64,26 @@ type celField struct {
 func celFields() map[string]celField {
 	strList := types.NewListType(types.StringType)
 	str := func(get func(c *cert.Cert) string) celField {
-		return celField{typ: types.StringType, get: func(c *cert.Cert) celref.Val { return types.String(get(c)) }}
+		return celField{typ: types.StringType, str: get, get: func(c *cert.Cert) celref.Val { return types.String(get(c)) }}
 	}
 	list := func(get func(c *cert.Cert) []string) celField {
-		return celField{strList, func(c *cert.Cert) celref.Val { return types.NewStringList(types.DefaultTypeAdapter, get(c)) }, get}
+		return celField{typ: strList, strs: get, get: func(c *cert.Cert) celref.Val { return types.NewStringList(types.DefaultTypeAdapter, get(c)) }}
 	}
 	stamp := func(get func(c *cert.Cert) time.Time) celField {
-		return celField{typ: types.TimestampType, get: func(c *cert.Cert) celref.Val { return types.Timestamp{Time: get(c)} }}
+		return celField{typ: types.TimestampType, tm: get, get: func(c *cert.Cert) celref.Val { return types.Timestamp{Time: get(c)} }}
+	}
+	integer := func(get func(c *cert.Cert) int64) celField {
+		return celField{typ: types.IntType, i64: get, get: func(c *cert.Cert) celref.Val { return types.Int(get(c)) }}
+	}
+	hexStr := func(get func(c *cert.Cert) cert.Hash) celField {
+		f := str(func(c *cert.Cert) string { return hexHash(get(c)) })
+		f.hash = get
+		return f
+	}
+	hexStrs := func(get func(c *cert.Cert) []cert.Hash) celField {
+		f := list(func(c *cert.Cert) []string { return hexList(get(c)) })
+		f.hashes = get
+		return f
 	}
 	return map[string]celField{
 		"dns_names":           list(func(c *cert.Cert) []string { return c.DNSNames }),
@@ -73,16 +96,16 @@ func celFields() map[string]celField {
 		"issuer_ou":           list(func(c *cert.Cert) []string { return c.IssuerOU }),
 		"issuer_c":            list(func(c *cert.Cert) []string { return c.IssuerC }),
 		"key_type":            str(func(c *cert.Cert) string { return c.KeyType }),
-		"key_size":            {typ: types.IntType, get: func(c *cert.Cert) celref.Val { return types.Int(c.KeySize) }},
+		"key_size":            integer(func(c *cert.Cert) int64 { return int64(c.KeySize) }),
 		"not_before":          stamp(func(c *cert.Cert) time.Time { return c.NotBefore }),
 		"not_after":           stamp(func(c *cert.Cert) time.Time { return c.NotAfter }),
-		"validity_days":       {typ: types.IntType, get: func(c *cert.Cert) celref.Val { return types.Int(validityDays(c)) }},
-		"precert":             {typ: types.BoolType, get: func(c *cert.Cert) celref.Val { return types.Bool(c.Precert) }},
+		"validity_days":       integer(validityDays),
+		"precert":             {typ: types.BoolType, bit: func(c *cert.Cert) bool { return c.Precert }, get: func(c *cert.Cert) celref.Val { return types.Bool(c.Precert) }},
 		"signature_algorithm": str(func(c *cert.Cert) string { return c.SignatureAlgorithm }),
-		"chain_sha256":        list(func(c *cert.Cert) []string { return hexList(c.Chain) }),
-		"chain_spki_sha256":   list(func(c *cert.Cert) []string { return hexList(c.ChainSPKI) }),
-		"issuer_spki_sha256":  str(func(c *cert.Cert) string { return hexHash(c.IssuerSPKIHash) }),
-		"sha256":              str(func(c *cert.Cert) string { return hexHash(c.SHA256) }),
+		"chain_sha256":        hexStrs(func(c *cert.Cert) []cert.Hash { return c.Chain }),
+		"chain_spki_sha256":   hexStrs(func(c *cert.Cert) []cert.Hash { return c.ChainSPKI }),
+		"issuer_spki_sha256":  hexStr(func(c *cert.Cert) cert.Hash { return c.IssuerSPKIHash }),
+		"sha256":              hexStr(func(c *cert.Cert) cert.Hash { return c.SHA256 }),
 	}
 }
 
@@ -207,16 +230,19 @@ func newCELEnv() (*cel.Env, error) {
 	return env, nil
 }
 
-// celState caches the environment within one Compile.
+// celState caches the environment, and the fields the native evaluator
+// reads, within one Compile.
 type celState struct {
-	env  *cel.Env
-	err  error
-	done bool
+	env    *cel.Env
+	fields map[string]celField
+	err    error
+	done   bool
 }
 
 func (s *celState) get() (*cel.Env, error) {
 	if !s.done {
 		s.env, s.err = newCELEnv()
+		s.fields = celFields()
 		s.done = true
 	}
 	return s.env, s.err
@@ -304,21 +330,36 @@ func (a celActivation) Parent() interpreter.Activation { return nil }
 
 // celTest is `cel: 'expression'`: it holds when the expression evaluates to
 // true. An evaluation error (an index out of range, say) means it does not
-// hold. A cel.Program is safe for concurrent use.
+// hold. It is immutable once compiled, and a cel.Program is safe for
+// concurrent use, so a celTest is too.
 type celTest struct {
 	src string
 	prg cel.Program
+	// nat is the expression compiled for the native evaluator
+	// (cel_native.go), which gives the same result as prg without boxing a
+	// value; nil when the expression uses anything outside its subset, and
+	// prg evaluates it.
+	nat *natNode
 }
 
+// match evaluates the expression natively when it can, otherwise with
+// cel-go over a binding of its own.
 func (t *celTest) match(c *cert.Cert) (string, bool) {
+	if t.nat != nil {
+		return t.result(t.nat.eval(c) == triTrue)
+	}
 	return t.matchBound(&celBinding{c: c})
 }
 
-// matchBound is match with the certificate's binding, which the CEL rules
-// of one Match share.
+// matchBound evaluates the expression with cel-go over the certificate's
+// binding, which the cel-go rules of one Match share.
 func (t *celTest) matchBound(b *celBinding) (string, bool) {
 	out, _, err := t.prg.Eval(celActivation{b})
-	if err != nil || out != types.True {
+	return t.result(err == nil && out == types.True)
+}
+
+func (t *celTest) result(ok bool) (string, bool) {
+	if !ok {
 		return "", false
 	}
 	return t.describe(), true
@@ -363,7 +404,7 @@ func (p *fileParser) parseCEL(n *yaml.Node) *node {
 		p.errorf(n.Line, "cel: %v", err)
 		return nil
 	}
-	return checkNode(&celTest{src: src, prg: prg})
+	return checkNode(&celTest{src: src, prg: prg, nat: compileNative(ast, p.c.cel.fields)})
 }
 
 // celErrors reports CEL's compile errors at their line in the rule file:

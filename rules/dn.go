@@ -210,6 +210,28 @@ const (
 // so a feed keyed by it is a cheap first filter before comparing whole
 // canonical names; the common case (no escapes, no #hex) allocates nothing.
 func cnKey(dn string) uint64 {
+	// Most DNs start with a plain CN ("CN=E5,O=Let's Encrypt,C=US"): its
+	// value is what dnAttrs would yield first, up to the first separator,
+	// when no escape comes before it.
+	if strings.HasPrefix(dn, "CN=") {
+		end := len(dn)
+		for i := 3; i < len(dn); i++ {
+			if c := dn[i]; c == ',' || c == '+' || c == ';' || c == '\\' {
+				end = i
+				break
+			}
+		}
+		if end == len(dn) || dn[end] != '\\' {
+			if v := strings.TrimSpace(dn[3:end]); !strings.HasPrefix(v, "#") {
+				return foldHash(v)
+			}
+		}
+	}
+	return cnKeyAttrs(dn)
+}
+
+// cnKeyAttrs is cnKey for any DN: the first CN that dnAttrs yields.
+func cnKeyAttrs(dn string) uint64 {
 	for typ, val := range dnAttrs(dn) {
 		if !isAttr(typ, "cn", "commonName", "2.5.4.3") {
 			continue

@@ -119,14 +119,18 @@ type entry struct {
 
 // domainIndex maps domain names to the watched patterns they take part in,
 // for every domains matcher of every rule at once, so that matching costs
-// one map lookup per label of a certificate name, independent of how many
-// names are watched. It is read-only once built.
+// one table probe per label of a certificate name, independent of how many
+// names are watched. Every suffix of a key that starts a label is a key
+// too, with a nil entry unless something is indexed under it, so that a
+// lookup of the suffixes of a name, from the shortest, stops at the first
+// that is not a key: most names of a CT log share no more than their TLD
+// with any watched name, and cost one probe. It is read-only once built.
 type domainIndex struct {
-	m map[string]*entry
+	m suffixMap[*entry]
 }
 
 func newDomainIndex() *domainIndex {
-	return &domainIndex{m: make(map[string]*entry)}
+	return &domainIndex{}
 }
 
 // add records pattern p of leaf. Leaves must be added in increasing order
@@ -160,14 +164,22 @@ func (ix *domainIndex) addChild(leaf int32, p domainPattern) {
 	e.children = append(e.children, ref{leaf: leaf, kind: refChild, display: p.display})
 }
 
-// at returns the entry for key, creating it.
+// at returns the entry for key, creating it, and the keys of its
+// suffixes.
 func (ix *domainIndex) at(key string) *entry {
-	e := ix.m[key]
-	if e == nil {
-		e = &entry{}
-		ix.m[key] = e
+	if e := *ix.m.ref(key); e != nil {
+		return e
 	}
-	return e
+	e := &entry{}
+	*ix.m.ref(key) = e
+	for s := key; ; {
+		i := strings.IndexByte(s, '.')
+		if i < 0 {
+			return e
+		}
+		s = s[i+1:]
+		ix.m.ref(s) // nil unless indexed already
+	}
 }
 
 // parentOf returns name without its first label; ok is false for a
@@ -208,14 +220,26 @@ func (ix *domainIndex) scan(n string, fired map[int32]hitRef) map[int32]hitRef {
 	if n == "" {
 		return fired
 	}
+	if ix.m.n == 0 {
+		return fired
+	}
 	parentStart := strings.IndexByte(n, '.') + 1 // 0 when n has no parent
 	certWildcard := strings.HasPrefix(n, "*.")
+	// h is the keyHash of n[i+1:], extended one byte at a time.
+	h := uint64(fnvOffset)
 	for i := len(n) - 1; i >= -1; i-- {
 		if i >= 0 && n[i] != '.' {
+			h = suffixHash(h, n[i])
 			continue
 		}
 		start := i + 1
-		e := ix.m[n[start:]]
+		e, ok := ix.m.get(h, n[start:])
+		if !ok {
+			break // no longer suffix is a key either
+		}
+		if i >= 0 {
+			h = suffixHash(h, '.')
+		}
 		if e == nil {
 			continue
 		}

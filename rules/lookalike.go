@@ -2,6 +2,7 @@ package rules
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,15 +111,8 @@ type lookBrand struct {
 	// not ASCII.
 	runes   []rune
 	mask    uint64 // charMask of skel
+	mask2   uint64 // charMask2 of skel
 	maxDist int
-}
-
-// fuzzyBrand is a brand's entry in lookalikeTest.byLen, with what the
-// filters before an edit-distance computation need.
-type fuzzyBrand struct {
-	mask    uint64
-	maxDist int
-	brand   int32
 }
 
 // lookKeyword is one keyword and its skeleton.
@@ -134,9 +128,11 @@ const bigramSlots = 64 * 64
 // lookalikeTest is the compiled `lookalike` matcher. It is immutable after
 // compilation and so safe for concurrent use.
 type lookalikeTest struct {
-	brands    []lookBrand
-	keywords  []lookKeyword
-	allow     map[string]bool
+	brands   []lookBrand
+	keywords []lookKeyword
+	// allow holds the allowed domains (see allowed), true, and every
+	// suffix of them that starts a label, false unless allowed too.
+	allow     suffixMap[bool]
 	threshold int // points
 	// display is the threshold as written (or the default), for reasons.
 	display string
@@ -147,21 +143,54 @@ type lookalikeTest struct {
 	// same marks the bytes whose skeleton is the byte itself (most), which
 	// the hot path copies without a lookup of ascii.
 	same [128]bool
-	// exact maps each brand skeleton to the brands that have it; lengths
-	// has bit l set when some brand skeleton is l bytes long, to skip the
-	// map for other labels.
-	exact   map[string][]int32
-	lengths [2]uint64
-	// fuzzy lists, for a label skeleton of l characters, the brands that
+	// maxSkel is the length of the longest skeleton in ascii (2: "m" is
+	// "rn"), which prepare reserves for each byte of a label.
+	maxSkel int
+	// codes and bits are charCode and charBit of every byte, looked up
+	// rather than computed in the loops over every byte of a name.
+	codes [256]uint8
+	bits  [256]uint64
+	// The near index: bitsets of brands, words (= ceil(brands/64)) uint64s
+	// each, brand i in bit i%64 of word i/64. exact[l] holds the brands
+	// whose skeleton is l bytes long: the candidates of skeleton equality
+	// with an ASCII label skeleton of l bytes; fuzzy[l] the brands that
 	// allow edits (maxDist > 0) and whose skeleton length is within
-	// maxDist of l: the candidates of the edit-distance signal.
-	fuzzy [][]fuzzyBrand
+	// maxDist of l: the candidates of the edit-distance signal for a label
+	// skeleton of l characters.
+	//
+	// A brand within maxDist edits of a label lacks at most maxDist of the
+	// brand's byte classes in the label (each edit brings in at most one).
+	// So of any maxDist+2 of the brand's classes, two at least are in the
+	// label, and of any maxDist+1, one: rare2[c] holds the brands that
+	// have class c among their maxDist+2 rarest (see rarity), rare1[c] the
+	// brands with exactly maxDist+1 classes, by each of them, and always
+	// the brands with fewer; rare2 and rare1 hold the bitset of class c at
+	// [c*words:(c+1)*words]. selectNear combines them into the candidates
+	// for a label, which the other filters of near then thin out.
+	words  int
+	exact  [][]uint64
+	fuzzy  [][]uint64
+	rare2  []uint64
+	rare1  []uint64
+	always []uint64
 	// bigramStart and bigramBrands index the brands by the first two bytes
 	// of their skeleton: the brands starting with slot s are
-	// bigramBrands[bigramStart[s]:bigramStart[s+1]]. It finds every brand
-	// occurring in a name with one array lookup per name byte.
+	// bigramBrands[bigramStart[s]:bigramStart[s+1]]. trigramAny has bit t
+	// set when some brand skeleton starts with the three bytes of trigram
+	// t: a bitmap small enough to stay in the L1 cache, which spares the
+	// lookups in bigramStart at all but a few bytes of a name. Together
+	// they find every brand occurring in a name with a bit test per byte.
 	bigramStart  [bigramSlots + 1]int32
 	bigramBrands []int32
+	trigramAny   [(trigramSlots + 63) / 64]uint64
+}
+
+// trigramSlots is the number of trigrams of charCodes.
+const trigramSlots = 39 * 39 * 39
+
+// trigram numbers three charCodes.
+func trigram(a, b, c uint8) int {
+	return (int(a)*39+int(b))*39 + int(c)
 }
 
 // charCode packs the bytes that can occur in a brand skeleton into 6 bits;
@@ -196,6 +225,19 @@ func charMask(s string) uint64 {
 		m |= charBit(s[i])
 	}
 	return m
+}
+
+// charMask2 is the set of byte classes that occur at least twice in s.
+// With charMask it bounds the multiset distance of two strings from below
+// (see multisetBound).
+func charMask2(s string) uint64 {
+	var m, m2 uint64
+	for i := 0; i < len(s); i++ {
+		b := charBit(s[i])
+		m2 |= m & b
+		m |= b
+	}
+	return m2
 }
 
 // skeleton is the UTS #39 skeleton of s (NFD, every code point through the
@@ -340,15 +382,21 @@ func (p *fileParser) lookalikeAllow(n *yaml.Node) []string {
 // be valid (checkWord) and non-empty.
 func newLookalike(brands, keywords, allow []string, threshold float64, display string) *lookalikeTest {
 	t := &lookalikeTest{
-		allow: make(map[string]bool, len(allow)),
-		exact: make(map[string][]int32, len(brands)),
 		// A score is a whole number of points: round the threshold up so
 		// that "score ≥ threshold" keeps its meaning.
 		threshold: int(math.Ceil(threshold*maxScore - 1e-9)),
 		display:   display,
 	}
 	for _, a := range allow {
-		t.allow[a] = true
+		*t.allow.ref(a) = true
+		for s := a; ; {
+			i := strings.IndexByte(s, '.')
+			if i < 0 {
+				break
+			}
+			s = s[i+1:]
+			t.allow.ref(s) // false unless allowed itself
+		}
 	}
 	for c := range len(t.ascii) {
 		s := string(rune(c))
@@ -357,6 +405,11 @@ func newLookalike(brands, keywords, allow []string, threshold float64, display s
 		}
 		t.ascii[c] = s
 		t.same[c] = s == string(rune(c))
+		t.maxSkel = max(t.maxSkel, len(s))
+	}
+	for c := range len(t.codes) {
+		t.codes[c] = uint8(charCode(byte(c)))
+		t.bits[c] = charBit(byte(c))
 	}
 	for _, k := range keywords {
 		t.keywords = append(t.keywords, lookKeyword{name: k, skel: []byte(t.asciiSkeleton(k))})
@@ -364,25 +417,20 @@ func newLookalike(brands, keywords, allow []string, threshold float64, display s
 	for _, b := range brands {
 		sk := t.asciiSkeleton(b)
 		t.brands = append(t.brands, lookBrand{
-			name: b, skel: sk, bskel: []byte(sk), runes: []rune(sk), mask: charMask(sk), maxDist: maxEditDistance(len(sk)),
+			name: b, skel: sk, bskel: []byte(sk), runes: []rune(sk), mask: charMask(sk), mask2: charMask2(sk), maxDist: maxEditDistance(len(sk)),
 		})
 	}
+	t.indexNear()
 	var counts [bigramSlots]int32
-	for i, b := range t.brands {
-		t.exact[b.skel] = append(t.exact[b.skel], int32(i))
-		if l := len(b.skel); l < 128 {
-			t.lengths[l/64] |= 1 << (l % 64)
-		}
-		for l := len(b.skel) - b.maxDist; b.maxDist > 0 && l <= len(b.skel)+b.maxDist; l++ {
-			for len(t.fuzzy) <= l {
-				t.fuzzy = append(t.fuzzy, nil)
-			}
-			t.fuzzy[l] = append(t.fuzzy[l], fuzzyBrand{mask: b.mask, maxDist: b.maxDist, brand: int32(i)})
-		}
+	for _, b := range t.brands {
 		counts[bigram(b.skel, 0)]++
 	}
 	for s := range bigramSlots {
 		t.bigramStart[s+1] = t.bigramStart[s] + counts[s]
+	}
+	for _, b := range t.brands {
+		tri := trigram(t.codes[b.skel[0]], t.codes[b.skel[1]], t.codes[b.skel[2]])
+		t.trigramAny[tri/64] |= 1 << (tri % 64)
 	}
 	t.bigramBrands = make([]int32, len(t.brands))
 	fill := t.bigramStart
@@ -392,6 +440,78 @@ func newLookalike(brands, keywords, allow []string, threshold float64, display s
 		fill[s]++
 	}
 	return t
+}
+
+// rarity ranks the byte classes (bit numbers in a charMask) of brand
+// skeletons from the rarest in host names to the commonest: roughly by
+// English letter frequency, digits and the hyphen (rare in brands) first.
+// It only steers which classes the near index keys a brand by, never what
+// matches.
+func rarity(class int) int {
+	const order = "qjzxvkwyfbgpumhdclrsnioate"
+	for i := 0; i < len(order); i++ {
+		if bits.TrailingZeros64(charBit(order[i])) == class {
+			return 16 + i
+		}
+	}
+	return 0
+}
+
+// indexNear builds the near index (see lookalikeTest.words) of t.brands.
+func (t *lookalikeTest) indexNear() {
+	t.words = (len(t.brands) + 63) / 64
+	set := func(sets *[][]uint64, l, i int) {
+		for len(*sets) <= l {
+			*sets = append(*sets, make([]uint64, t.words))
+		}
+		(*sets)[l][i/64] |= 1 << (i % 64)
+	}
+	t.rare2 = make([]uint64, 64*t.words)
+	t.rare1 = make([]uint64, 64*t.words)
+	t.always = make([]uint64, t.words)
+	for i, b := range t.brands {
+		set(&t.exact, len(b.skel), i)
+		for l := len(b.skel) - b.maxDist; b.maxDist > 0 && l <= len(b.skel)+b.maxDist; l++ {
+			set(&t.fuzzy, l, i)
+		}
+		var classes []int // bit numbers in a charMask
+		for j := 0; j < len(b.skel); j++ {
+			if c := bits.TrailingZeros64(charBit(b.skel[j])); !slices.Contains(classes, c) {
+				classes = append(classes, c)
+			}
+		}
+		bit := uint64(1) << (i % 64)
+		switch {
+		case len(classes) <= b.maxDist:
+			t.always[i/64] |= bit
+		case len(classes) == b.maxDist+1:
+			for _, c := range classes {
+				t.rare1[c*t.words+i/64] |= bit
+			}
+		default:
+			slices.SortStableFunc(classes, func(x, y int) int { return rarity(x) - rarity(y) })
+			for _, c := range classes[:b.maxDist+2] {
+				t.rare2[c*t.words+i/64] |= bit
+			}
+		}
+	}
+}
+
+// selectNear is word w of the near candidates (see lookalikeTest.words)
+// for a label with byte classes mask: the brands that have two of their
+// maxDist+2 rarest classes in it, or one of their maxDist+1 when they have
+// no more, or that have fewer classes.
+func (t *lookalikeTest) selectNear(mask uint64, w int) uint64 {
+	var once, twice uint64
+	sel := t.always[w]
+	for m := mask; m != 0; m &= m - 1 {
+		i := bits.TrailingZeros64(m)*t.words + w
+		x := t.rare2[i]
+		twice |= once & x
+		once ^= x
+		sel |= t.rare1[i]
+	}
+	return sel | twice
 }
 
 // bigram is the index slot of the two bytes of s at i (i+1 < len(s)).

@@ -2,9 +2,11 @@ package rules
 
 import (
 	"bytes"
-	"fmt"
 	"iter"
+	"math"
 	"math/bits"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -22,12 +24,16 @@ const maxLabels = 128
 // labelView is one label of a name being scored: where it is in the name
 // and in the skeleton buffer, and what kind of label it is.
 type labelView struct {
-	nStart, nEnd int // in the normalised ASCII name
-	sStart, sEnd int // in the skeleton buffer
+	// Offsets are 16 bits wide, which a name of maxNameLen bytes and its
+	// skeleton fit, so that a nameView of maxLabels labels stays small
+	// enough to be cleared for every certificate at no real cost.
+	nStart, nEnd uint16 // in the normalised ASCII name
+	sStart, sEnd uint16 // in the skeleton buffer
 	mask         uint64
-	scripts      uint8 // scriptBits of its letters; 0 for an ASCII label
-	idn          bool  // an xn-- label that decodes
-	ascii        bool  // its skeleton is ASCII
+	mask2        uint64 // the classes that occur twice or more (charMask2)
+	scripts      uint8  // scriptBits of its letters; 0 for an ASCII label
+	idn          bool   // an xn-- label that decodes
+	ascii        bool   // its skeleton is ASCII
 }
 
 // nameView is a certificate name prepared for scoring. It holds no
@@ -119,9 +125,10 @@ func (t *lookalikeTest) match(c *cert.Cert) (string, bool) {
 		others int
 		v      nameView
 		buf    [512]byte
+		memo   labelMemo
 	)
 	for _, raw := range c.DNSNames {
-		h, ok := t.scoreName(raw, &v, buf[:0])
+		h, ok := t.scoreName(raw, &v, buf[:0], &memo)
 		if !ok {
 			continue
 		}
@@ -144,15 +151,26 @@ func (t *lookalikeTest) match(c *cert.Cert) (string, bool) {
 // without a trailing dot or a leading "*.", raw Unicode turned into
 // punycode. ok is false for names that cannot be a host name.
 func hostName(raw string) (string, bool) {
-	n := normalizeCertName(raw)
-	n = strings.TrimPrefix(n, "*.")
-	if !isASCII(n) {
-		a, err := idna.Punycode.ToASCII(strings.ToLower(n))
-		if err != nil {
-			return "", false
+	// Most names are lower-case ASCII already, which one pass finds out.
+	n := strings.TrimSuffix(raw, ".")
+	for i := 0; i < len(n); i++ {
+		if c := n[i]; c-'A' < 26 || c >= utf8.RuneSelf {
+			n = strings.TrimPrefix(normalizeCertName(raw), "*.")
+			if !isASCII(n) {
+				a, err := idna.Punycode.ToASCII(strings.ToLower(n))
+				if err != nil {
+					return "", false
+				}
+				n = a
+			}
+			return checkHostLen(n)
 		}
-		n = a
 	}
+	return checkHostLen(strings.TrimPrefix(n, "*."))
+}
+
+// checkHostLen is hostName's last step: n, unless it is empty or too long.
+func checkHostLen(n string) (string, bool) {
 	if n == "" || len(n) > maxNameLen {
 		return "", false
 	}
@@ -161,53 +179,81 @@ func hostName(raw string) (string, bool) {
 
 // prepare fills v with every label of n and returns the skeleton buffer:
 // the skeletons of the labels, joined by dots. ok is false for a name with
-// an empty label.
+// an empty label. An ASCII label (all but xn-- labels that decode) is
+// mapped through the byte table in the same pass that finds its end.
 func (t *lookalikeTest) prepare(n string, v *nameView, skel []byte) ([]byte, bool) {
 	v.n = 0
 	for start := 0; ; {
-		end := strings.IndexByte(n[start:], '.')
-		if end < 0 {
-			end = len(n)
-		} else {
-			end += start
-		}
-		label := n[start:end]
-		if label == "" || v.n == maxLabels {
+		if v.n == maxLabels {
 			return skel, false
 		}
-		lv := labelView{nStart: start, nEnd: end, sStart: len(skel), ascii: true}
-		decoded := false
-		if strings.HasPrefix(label, "xn--") {
+		// Filled in place: a labelView is too large to copy cheaply for
+		// every label of every name.
+		lv := &v.labels[v.n]
+		*lv = labelView{nStart: uint16(start), sStart: uint16(len(skel)), ascii: true}
+		var mask, mask2 uint64
+		end := -1
+		if strings.HasPrefix(n[start:], "xn--") {
+			end = strings.IndexByte(n[start:], '.')
+			if end < 0 {
+				end = len(n)
+			} else {
+				end += start
+			}
+			label := n[start:end]
 			if u, err := idna.Punycode.ToUnicode(label); err == nil && u != label {
-				decoded = true
 				lv.idn = true
 				lv.scripts = scriptBits(u)
 				sk := skeleton(u)
 				lv.ascii = isASCII(sk)
 				skel = append(skel, sk...)
+				for _, c := range skel[lv.sStart:] {
+					b := t.bits[c]
+					mask2 |= mask & b
+					mask |= b
+				}
+			} else {
+				end = -1 // not decoded: an ASCII label like the others
 			}
 		}
-		if decoded {
-			for _, c := range skel[lv.sStart:] {
-				lv.mask |= charBit(c)
-			}
-		} else {
-			for i := 0; i < len(label); i++ {
-				c := label[i] & 0x7f
+		if end < 0 {
+			// Write into room reserved for the rest of the name rather
+			// than append byte by byte.
+			j := len(skel)
+			skel = slices.Grow(skel, t.maxSkel*(len(n)-start))
+			buf := skel[:cap(skel)]
+			end = start
+			for ; end < len(n); end++ {
+				c := n[end]
+				if c == '.' {
+					break
+				}
+				c &= 0x7f
 				if t.same[c] {
-					skel = append(skel, c)
-					lv.mask |= charBit(c)
+					buf[j] = c
+					j++
+					b := t.bits[c]
+					mask2 |= mask & b
+					mask |= b
 					continue
 				}
 				sk := t.ascii[c]
-				skel = append(skel, sk...)
-				for j := 0; j < len(sk); j++ {
-					lv.mask |= charBit(sk[j])
+				for k := 0; k < len(sk); k++ {
+					buf[j] = sk[k]
+					j++
+					b := t.bits[sk[k]]
+					mask2 |= mask & b
+					mask |= b
 				}
 			}
+			skel = buf[:j]
 		}
-		lv.sEnd = len(skel)
-		v.labels[v.n] = lv
+		if end == start {
+			return skel, false // an empty label
+		}
+		lv.nEnd = uint16(end)
+		lv.sEnd = uint16(len(skel))
+		lv.mask, lv.mask2 = mask, mask2
 		v.n++
 		if end == len(n) {
 			return skel, true
@@ -219,46 +265,79 @@ func (t *lookalikeTest) prepare(n string, v *nameView, skel []byte) ([]byte, boo
 
 // near yields every brand whose skeleton equals the skeleton of label lv,
 // or is at most the brand's maxDist edits from it, with the distance.
+//
+// Before any edit distance is computed, a brand must pass two filters that
+// never reject a brand within maxDist edits: each edit adds at most one
+// byte class (charBit) that the other string lacks and removes at most
+// one, and changes the multiset of classes by at most two
+// (multisetBound). An ASCII label one edit from a brand is then confirmed
+// in linear time (oneEdit).
 func (t *lookalikeTest) near(lv *labelView, skel []byte) iter.Seq2[int32, int] {
 	return func(yield func(int32, int) bool) {
 		ls := skel[lv.sStart:lv.sEnd]
-		if l := len(ls); l < 128 && t.lengths[l/64]&(1<<(l%64)) != 0 {
-			for _, bi := range t.exact[string(ls)] {
-				if !yield(bi, 0) {
-					return
-				}
-			}
-		}
 		n := len(ls)
 		var runes []rune
 		if !lv.ascii {
 			runes = []rune(string(ls))
 			n = len(runes)
 		}
+		// The candidates of the first words, computed once for both
+		// loops below.
+		var selected [4]uint64
+		for w := range min(t.words, len(selected)) {
+			selected[w] = t.selectNear(lv.mask, w)
+		}
+		sel := func(w int) uint64 {
+			if w < len(selected) {
+				return selected[w]
+			}
+			return t.selectNear(lv.mask, w)
+		}
+		// A brand skeleton is ASCII: only an ASCII label skeleton can
+		// equal it, and only with the same byte classes.
+		if lv.ascii && n < len(t.exact) {
+			for w, set := range t.exact[n] {
+				for cand := set & sel(w); cand != 0; cand &= cand - 1 {
+					bi := int32(w*64 + bits.TrailingZeros64(cand))
+					b := &t.brands[bi]
+					if b.mask == lv.mask && bytes.Equal(ls, b.bskel) && !yield(bi, 0) {
+						return
+					}
+				}
+			}
+		}
 		if n >= len(t.fuzzy) {
 			return
 		}
-		for i := range t.fuzzy[n] {
-			f := &t.fuzzy[n][i]
-			if bits.OnesCount64(f.mask&^lv.mask) > f.maxDist || bits.OnesCount64(lv.mask&^f.mask) > f.maxDist {
-				continue
-			}
-			b := &t.brands[f.brand]
-			var d int
-			if lv.ascii {
-				if bytes.Equal(ls, b.bskel) {
-					continue // yielded by exact
+		for w, set := range t.fuzzy[n] {
+			for cand := set & sel(w); cand != 0; cand &= cand - 1 {
+				bi := int32(w*64 + bits.TrailingZeros64(cand))
+				b := &t.brands[bi]
+				missing, extra := bits.OnesCount64(b.mask&^lv.mask), bits.OnesCount64(lv.mask&^b.mask)
+				if missing > b.maxDist || extra > b.maxDist {
+					continue
 				}
-				d = osaDistance(ls, b.bskel, f.maxDist)
-			} else {
-				d = osaDistance(runes, b.runes, f.maxDist)
-			}
-			// Distance 0 came from exact.
-			if d == 0 || d > f.maxDist {
-				continue
-			}
-			if !yield(f.brand, d) {
-				return
+				// The multiset bound holds for byte classes of ASCII
+				// skeletons; a non-ASCII character is several bytes.
+				if lv.ascii && multisetBound(missing+extra, b.mask2, lv.mask2) > 2*b.maxDist {
+					continue
+				}
+				var d int
+				switch {
+				case !lv.ascii:
+					d = osaDistance(runes, b.runes, b.maxDist)
+				case b.maxDist == 1:
+					d = oneEdit(ls, b.bskel)
+				default:
+					d = osaDistance(ls, b.bskel, b.maxDist)
+				}
+				// Distance 0 came from exact.
+				if d == 0 || d > b.maxDist {
+					continue
+				}
+				if !yield(bi, d) {
+					return
+				}
 			}
 		}
 	}
@@ -269,8 +348,19 @@ func (t *lookalikeTest) near(lv *labelView, skel []byte) iter.Seq2[int32, int] {
 // only as whole words.
 func (t *lookalikeTest) occurrences(skel []byte) iter.Seq2[int32, int] {
 	return func(yield func(int32, int) bool) {
-		for i := 0; i+1 < len(skel); i++ {
-			s := charCode(skel[i])<<6 | charCode(skel[i+1])
+		if len(skel) < minBrandLen {
+			return
+		}
+		// Every brand skeleton is at least three bytes long.
+		c0, c1 := t.codes[skel[0]], t.codes[skel[1]]
+		for i := 0; i+2 < len(skel); i++ {
+			c2 := t.codes[skel[i+2]]
+			tri := trigram(c0, c1, c2)
+			s := uint16(c0)<<6 | uint16(c1)
+			c0, c1 = c1, c2
+			if t.trigramAny[tri/64]&(1<<(tri%64)) == 0 {
+				continue
+			}
 			for _, bi := range t.bigramBrands[t.bigramStart[s]:t.bigramStart[s+1]] {
 				b := &t.brands[bi]
 				if !bytes.HasPrefix(skel[i:], b.bskel) {
@@ -298,32 +388,132 @@ func (t *lookalikeTest) occurrences(skel []byte) iter.Seq2[int32, int] {
 // otherwise. It spares the public suffix lookup and the scoring to the
 // names that fail it: almost every name, and names such as
 // googleapis.example that only contain a brand.
-func (t *lookalikeTest) mayHit(v *nameView, skel []byte) bool {
-	for li := range v.n - 1 {
+//
+// What it finds about each label (is it near a brand, what do the brands
+// that occur in it bound a score at, does it hold a keyword) depends on the
+// label alone, and the names of a certificate share most of their labels
+// (www.example.com, example.com, api.example.com), so memo keeps it for the
+// next names of the certificate.
+func (t *lookalikeTest) mayHit(n string, v *nameView, skel []byte, memo *labelMemo) bool {
+	weak := false
+	for li := range v.n {
 		lv := &v.labels[li]
-		for range t.near(lv, skel) {
-			if t.bounded(wSkeletonEqual, lv) >= t.threshold {
-				return true
-			}
-			break
+		e := memo.entry(n[lv.nStart:lv.nEnd], lv)
+		if !e.occSet {
+			e.occSet = true
+			e.occ = t.labelOccurrence(lv, skel)
 		}
-	}
-	li := 0
-	for bi, i := range t.occurrences(skel) {
-		end := i + len(t.brands[bi].skel)
-		for v.labels[li].sEnd < end {
-			li++
+		switch e.occ {
+		case occStrong:
+			return true
+		case occWeak:
+			weak = true
 		}
-		lv := &v.labels[li]
-		if t.bounded(wBrandKeyword, lv) < t.threshold {
+		if li == v.n-1 || t.bounded(wSkeletonEqual, lv) < t.threshold {
 			continue
 		}
-		if t.bounded(wContainsBrand, lv) >= t.threshold ||
-			lv.sStart == i && lv.sEnd == end || t.keywordOutside(skel, i, end) != "" {
+		if !e.nearSet {
+			e.nearSet = true
+			for range t.near(lv, skel) {
+				e.near = true
+				break
+			}
+		}
+		if e.near {
 			return true
 		}
 	}
+	// A weak occurrence needs a keyword elsewhere in the name.
+	if !weak || !t.hasKeyword(n, v, skel, memo) {
+		return false
+	}
+	for li := range v.n {
+		lv := &v.labels[li]
+		// Labels of this name may have evicted one another from memo.
+		e := memo.entry(n[lv.nStart:lv.nEnd], lv)
+		if !e.occSet {
+			e.occSet = true
+			e.occ = t.labelOccurrence(lv, skel)
+		}
+		if e.occ != occWeak {
+			continue
+		}
+		start := int(lv.sStart)
+		for bi, i := range t.occurrences(skel[start:lv.sEnd]) {
+			if t.keywordOutside(skel, start+i, start+i+len(t.brands[bi].skel)) != "" {
+				return true
+			}
+		}
+	}
 	return false
+}
+
+// Kinds of brand occurrences in a label, by what they bound a score at
+// (see mayHit).
+const (
+	occNone   uint8 = iota // none, or none whose bound reaches the threshold
+	occWeak                // only some that reach it with a keyword elsewhere in the name
+	occStrong              // one that reaches it alone: the whole label, or any when contains brand does
+)
+
+// labelOccurrence says what the brand occurrences in label lv bound the
+// score of its name at: whether one reaches the threshold by its weight and
+// the label's modifiers alone (a whole label is an embedded domain or a
+// subdomain label, which brand + keyword bounds), or only with a keyword
+// elsewhere in the name (brand + keyword), or none does. It depends on the
+// label alone (an occurrence lies inside a label, brands have no dots), so
+// mayHit keeps it in its memo.
+func (t *lookalikeTest) labelOccurrence(lv *labelView, skel []byte) uint8 {
+	if t.bounded(wBrandKeyword, lv) < t.threshold {
+		return occNone
+	}
+	ls := skel[lv.sStart:lv.sEnd]
+	kind := occNone
+	for bi, i := range t.occurrences(ls) {
+		if t.bounded(wContainsBrand, lv) >= t.threshold || i == 0 && len(t.brands[bi].skel) == len(ls) {
+			return occStrong
+		}
+		kind = occWeak
+	}
+	return kind
+}
+
+// labelMemoBits is the log2 of the number of labels a labelMemo
+// remembers.
+const labelMemoBits = 5
+
+// labelMemo is what mayHit found about the labels of the names of one
+// certificate: a direct-mapped cache of 1<<labelMemoBits entries, so that it
+// lives on the stack of match; a label that takes the slot of another
+// evicts it.
+type labelMemo [1 << labelMemoBits]labelFacts
+
+// labelFacts is what mayHit found about one label.
+type labelFacts struct {
+	label string // "" for an empty slot
+	// occ: what the brand occurrences in it bound a score at (see
+	// labelOccurrence); near: it is near a brand (see near); kw: a keyword
+	// occurs in it. Each is known once its Set flag is.
+	occ           uint8
+	occSet        bool
+	near, nearSet bool
+	kw, kwSet     bool
+}
+
+// entry returns the facts of label, whose view is lv, emptied when the
+// slot held another label. The slot is chosen from what prepare computed
+// of the label, which is cheaper than hashing it. A nil memo remembers
+// nothing.
+func (m *labelMemo) entry(label string, lv *labelView) *labelFacts {
+	if m == nil {
+		return &labelFacts{label: label}
+	}
+	k := (lv.mask*0x9e3779b97f4a7c15 ^ lv.mask2*0xc2b2ae3d27d4eb4f) + uint64(len(label))*0x165667b19e3779f9
+	e := &m[k>>(64-labelMemoBits)]
+	if e.label != label {
+		*e = labelFacts{label: label}
+	}
+	return e
 }
 
 // bounded is points plus the modifiers of label lv, capped as a score is.
@@ -339,21 +529,18 @@ func (t *lookalikeTest) bounded(points int, lv *labelView) int {
 
 // scoreName scores one certificate name against every brand and returns
 // its best pair at or above the threshold.
-func (t *lookalikeTest) scoreName(raw string, v *nameView, skel []byte) (lookHit, bool) {
+func (t *lookalikeTest) scoreName(raw string, v *nameView, skel []byte, memo *labelMemo) (lookHit, bool) {
 	var best lookHit
 	n, ok := hostName(raw)
-	if !ok {
+	// An allowed name never counts, whatever it scores: settle that with
+	// a few table lookups before anything else. The brands' own domains
+	// (google.com for google), common in CT logs and otherwise the
+	// commonest names to pass mayHit, stop here.
+	if !ok || t.allowed(n) {
 		return best, false
 	}
 	skel, ok = t.prepare(n, v, skel)
-	if !ok || v.n < 2 || !t.mayHit(v, skel) {
-		return best, false
-	}
-	// An allowed name never counts, whatever it scores: settle that with
-	// a few map lookups before the public suffix lookup and the scoring.
-	// The brands' own domains (google.com for google), the commonest
-	// names that pass mayHit, stop here.
-	if t.allowed(n) {
+	if !ok || v.n < 2 || !t.mayHit(n, v, skel, memo) {
 		return best, false
 	}
 	// Keep the labels left of the public suffix; the registered label
@@ -362,10 +549,10 @@ func (t *lookalikeTest) scoreName(raw string, v *nameView, skel []byte) (lookHit
 	if !ok {
 		return best, false
 	}
-	for v.n > 0 && v.labels[v.n-1].nEnd > scopeEnd {
+	for v.n > 0 && int(v.labels[v.n-1].nEnd) > scopeEnd {
 		v.n--
 	}
-	if v.n == 0 || v.labels[v.n-1].nEnd != scopeEnd {
+	if v.n == 0 || int(v.labels[v.n-1].nEnd) != scopeEnd {
 		return best, false
 	}
 	skel = skel[:v.labels[v.n-1].sEnd]
@@ -412,19 +599,30 @@ func (t *lookalikeTest) scoreName(raw string, v *nameView, skel []byte) (lookHit
 	}
 
 	// Every occurrence of a brand's skeleton in any label.
+	keyword := -1 // whether some label holds a keyword, once known
 	for bi, i := range t.occurrences(skel) {
 		end := i + len(t.brands[bi].skel)
 		li := 0
-		for v.labels[li].sEnd < end {
+		for int(v.labels[li].sEnd) < end {
 			li++
 		}
 		lv := &v.labels[li]
-		whole := lv.sStart == i && lv.sEnd == end
+		whole := int(lv.sStart) == i && int(lv.sEnd) == end
 		if whole && li == v.n-1 {
 			continue // the registered label itself: scored above
 		}
 		h := lookHit{brand: bi}
-		switch kw := t.keywordOutside(skel, i, end); {
+		if keyword < 0 {
+			keyword = 0
+			if t.hasKeyword(n, v, skel, memo) {
+				keyword = 1
+			}
+		}
+		kw := ""
+		if keyword == 1 {
+			kw = t.keywordOutside(skel, i, end)
+		}
+		switch {
 		case kw != "":
 			h.kind, h.points, h.arg = sigBrandKeyword, wBrandKeyword, kw
 		case whole && t.suffixLabel(n[v.labels[li+1].nStart:v.labels[li+1].nEnd]):
@@ -477,6 +675,31 @@ func (t *lookalikeTest) suffixLabel(label string) bool {
 	return icann && ps == label
 }
 
+// hasKeyword reports whether the skeleton of some label of v holds a
+// keyword: keywordOutside finds none otherwise (a keyword has no dot), and
+// most names that hold a brand hold no keyword. It keeps what it finds of
+// each label in memo.
+func (t *lookalikeTest) hasKeyword(n string, v *nameView, skel []byte, memo *labelMemo) bool {
+	for li := range v.n {
+		lv := &v.labels[li]
+		e := memo.entry(n[lv.nStart:lv.nEnd], lv)
+		if !e.kwSet {
+			e.kwSet = true
+			ls := skel[lv.sStart:lv.sEnd]
+			for _, k := range t.keywords {
+				if bytes.Contains(ls, k.skel) {
+					e.kw = true
+					break
+				}
+			}
+		}
+		if e.kw {
+			return true
+		}
+	}
+	return false
+}
+
 // keywordOutside returns the first keyword whose skeleton occurs in skel
 // without overlapping [lo, hi), the brand's occurrence, or "".
 func (t *lookalikeTest) keywordOutside(skel []byte, lo, hi int) string {
@@ -496,21 +719,68 @@ func (t *lookalikeTest) keywordOutside(skel []byte, lo, hi int) string {
 	return ""
 }
 
-// allowed reports whether n is an allowed domain or under one.
+// allowed reports whether n is an allowed domain or under one, with one
+// table probe per label and no allocation. It looks the suffixes of n up
+// from the shortest, and stops at the first that no allowed domain ends
+// with (most names: at their registered domain).
 func (t *lookalikeTest) allowed(n string) bool {
-	if len(t.allow) == 0 {
+	if t.allow.n == 0 {
 		return false
 	}
-	for s := n; ; {
-		if t.allow[s] {
-			return true
+	h := uint64(fnvOffset)
+	for i := len(n) - 1; i >= 0; i-- {
+		h = suffixHash(h, n[i])
+		if i > 0 && n[i-1] != '.' {
+			continue
 		}
-		i := strings.IndexByte(s, '.')
-		if i < 0 {
-			return false
+		allowed, ok := t.allow.get(h, n[i:])
+		if allowed || !ok {
+			return allowed
 		}
-		s = s[i+1:]
 	}
+	return false
+}
+
+// multisetBound is a lower bound on the distance between the multisets of
+// byte classes of two strings (the sum over classes of the difference of
+// their counts), from the number of classes that only one of them has
+// (onlyOne) and their charMask2: a class is counted once for occurring in
+// one string only, and once more for occurring twice or more in one
+// string only. A substitution changes that distance by at most two, an
+// insertion or a deletion by one and a transposition not at all, so two
+// strings d edits apart have a bound of at most 2·d.
+func multisetBound(onlyOne int, mask2a, mask2b uint64) int {
+	return onlyOne + bits.OnesCount64(mask2a^mask2b)
+}
+
+// oneEdit is osaDistance(a, b, 1) for bytes, in one pass: 0 when a and b
+// are equal, 1 when one substitution, insertion, deletion or transposition
+// of adjacent bytes turns one into the other, 2 otherwise. Past their
+// common prefix, the edit can only be at its first difference.
+func oneEdit(a, b []byte) int {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	switch len(a) - len(b) {
+	case 0:
+		if i == len(a) {
+			return 0
+		}
+		if bytes.Equal(a[i+1:], b[i+1:]) ||
+			i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && bytes.Equal(a[i+2:], b[i+2:]) {
+			return 1
+		}
+	case 1:
+		if bytes.Equal(a[i+1:], b[i:]) {
+			return 1
+		}
+	case -1:
+		if bytes.Equal(a[i:], b[i+1:]) {
+			return 1
+		}
+	}
+	return 2
 }
 
 // maxOSALen bounds the strings osaDistance compares: a skeleton of a
@@ -519,35 +789,49 @@ const maxOSALen = 2*maxLabelLen + 2
 
 // osaDistance is the Damerau–Levenshtein distance between a and b in its
 // optimal-string-alignment form (insertions, deletions, substitutions and
-// transpositions of adjacent characters, no substring edited twice). It
-// stops early and returns limit+1 once the distance is sure to exceed
-// limit, and for inputs longer than maxOSALen. It does not allocate.
+// transpositions of adjacent characters, no substring edited twice), when
+// it is at most limit (≥ 0); otherwise it is limit+1, as it is for inputs
+// longer than maxOSALen. It does not allocate.
 func osaDistance[E byte | rune](a, b []E, limit int) int {
+	if len(a)-len(b) > limit || len(b)-len(a) > limit {
+		return limit + 1 // each edit changes the length by at most one
+	}
 	if len(b) < osaSmall {
 		var rows [3][osaSmall]int16
-		return osaRows(a, b, limit, rows[0][:], rows[1][:], rows[2][:])
+		return osaBand(a, b, limit, rows[0][:], rows[1][:], rows[2][:])
 	}
 	if len(a) > maxOSALen || len(b) > maxOSALen {
 		return limit + 1
 	}
 	var rows [3][maxOSALen + 1]int16
-	return osaRows(a, b, limit, rows[0][:], rows[1][:], rows[2][:])
+	return osaBand(a, b, limit, rows[0][:], rows[1][:], rows[2][:])
 }
 
 // osaSmall is the row size that covers the brands of everyday life without
 // clearing a long array on every comparison.
 const osaSmall = 32
 
-// osaRows computes osaDistance in three rows of at least len(b)+1 cells.
-func osaRows[E byte | rune](a, b []E, limit int, prev2, prev, cur []int16) int {
+// osaBand computes osaDistance in three rows of at least len(b)+1 cells
+// (len(a) and len(b) at most limit apart). Only the cells of the diagonal
+// band |i-j| ≤ limit are computed, since every cell outside it is more than
+// limit; the cells bordering the band are set to limit+1, the value every
+// cell is capped at, so that the next rows read no stale cell.
+func osaBand[E byte | rune](a, b []E, limit int, prev2, prev, cur []int16) int {
+	inf := int16(min(limit+1, math.MaxInt16))
 	for j := range len(b) + 1 {
-		prev[j] = int16(j)
+		prev[j] = min(int16(min(j, math.MaxInt16)), inf)
 	}
 	prevMin := int16(0)
 	for i := 1; i <= len(a); i++ {
-		cur[0] = int16(i)
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
+		lo, hi := max(1, i-limit), min(len(b), i+limit)
+		rowMin := inf
+		if lo == 1 {
+			cur[0] = min(int16(min(i, math.MaxInt16)), inf)
+			rowMin = cur[0]
+		} else {
+			cur[lo-1] = inf
+		}
+		for j := lo; j <= hi; j++ {
 			cost := int16(1)
 			if a[i-1] == b[j-1] {
 				cost = 0
@@ -556,12 +840,16 @@ func osaRows[E byte | rune](a, b []E, limit int, prev2, prev, cur []int16) int {
 			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
 				d = min(d, prev2[j-2]+1)
 			}
+			d = min(d, inf)
 			cur[j] = d
 			rowMin = min(rowMin, d)
 		}
+		if hi < len(b) {
+			cur[hi+1] = inf
+		}
 		// A cell depends on the two rows above it, so the distance can
 		// no longer come back under the limit once two rows exceed it.
-		if int(rowMin) > limit && int(prevMin) > limit {
+		if rowMin >= inf && prevMin >= inf {
 			return limit + 1
 		}
 		prevMin = rowMin
@@ -574,57 +862,84 @@ func osaRows[E byte | rune](a, b []E, limit int, prev2, prev, cur []int16) int {
 // labels), the brand, every signal that fired with its points, the score
 // and the threshold.
 func (t *lookalikeTest) reason(h *lookHit, others int) string {
+	// Written with strconv rather than fmt, which took a tenth of the
+	// matcher's time on certificates that hit: "%q" is strconv.Quote.
 	b := &t.brands[h.brand]
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "%q", h.raw)
+	out := make([]byte, 0, 192)
+	out = strconv.AppendQuote(out, h.raw)
 	if u, err := idna.Punycode.ToUnicode(h.raw); err == nil && u != h.raw {
-		fmt.Fprintf(&sb, " (%s)", u)
+		out = append(append(append(out, " ("...), u...), ')')
 	}
-	fmt.Fprintf(&sb, " looks like brand %q: ", b.name)
+	out = append(out, " looks like brand "...)
+	out = strconv.AppendQuote(out, b.name)
+	out = append(out, ": "...)
 	switch h.kind {
 	case sigSkeletonEqual:
-		sb.WriteString("confusable skeleton equals brand")
+		out = append(out, "confusable skeleton equals brand"...)
 	case sigBrandElsewhere:
-		fmt.Fprintf(&sb, "brand is the registered domain %q, which is not allowed", h.arg)
+		out = append(out, "brand is the registered domain "...)
+		out = strconv.AppendQuote(out, h.arg)
+		out = append(out, ", which is not allowed"...)
 	case sigBrandKeyword:
-		fmt.Fprintf(&sb, "brand with keyword %q", h.arg)
+		out = append(out, "brand with keyword "...)
+		out = strconv.AppendQuote(out, h.arg)
 	case sigEmbeddedDomain:
-		fmt.Fprintf(&sb, "embeds %q in another domain", h.arg)
+		out = append(out, "embeds "...)
+		out = strconv.AppendQuote(out, h.arg)
+		out = append(out, " in another domain"...)
 	case sigEditDistance:
-		fmt.Fprintf(&sb, "Damerau-Levenshtein distance %d from brand", h.dist)
+		out = append(out, "Damerau-Levenshtein distance "...)
+		out = strconv.AppendInt(out, int64(h.dist), 10)
+		out = append(out, " from brand"...)
 		if h.arg != "" {
-			sb.WriteString(", first character differs")
+			out = append(out, ", first character differs"...)
 		}
 	case sigSubdomainLabel:
-		sb.WriteString("brand is a subdomain label of another domain")
+		out = append(out, "brand is a subdomain label of another domain"...)
 	case sigContainsBrand:
-		fmt.Fprintf(&sb, "label %q contains brand", h.arg)
+		out = append(out, "label "...)
+		out = strconv.AppendQuote(out, h.arg)
+		out = append(out, " contains brand"...)
 	}
-	fmt.Fprintf(&sb, " (%s)", points(h.points))
+	out = append(out, " ("...)
+	out = append(appendPoints(out, h.points), ')')
 	if mixedScripts(h.scripts) {
-		var names []string
+		out = append(out, ", mixed "...)
+		first := true
 		for i, s := range scriptNames {
 			if h.scripts&(1<<i) != 0 {
-				names = append(names, s)
+				if !first {
+					out = append(out, '+')
+				}
+				out, first = append(out, s...), false
 			}
 		}
-		fmt.Fprintf(&sb, ", mixed %s scripts in one label (+%s)", strings.Join(names, "+"), points(wMixedScript))
+		out = append(out, " scripts in one label (+"...)
+		out = append(appendPoints(out, wMixedScript), ')')
 	}
 	if h.idn {
-		fmt.Fprintf(&sb, ", punycode label (+%s)", points(wPunycode))
+		out = append(out, ", punycode label (+"...)
+		out = append(appendPoints(out, wPunycode), ')')
 	}
-	fmt.Fprintf(&sb, "; score %s, threshold %s", points(h.score), t.display)
+	out = append(out, "; score "...)
+	out = appendPoints(out, h.score)
+	out = append(out, ", threshold "...)
+	out = append(out, t.display...)
 	switch others {
 	case 0:
 	case 1:
-		sb.WriteString("; 1 more name looks alike")
+		out = append(out, "; 1 more name looks alike"...)
 	default:
-		fmt.Fprintf(&sb, "; %d more names look alike", others)
+		out = append(out, "; "...)
+		out = strconv.AppendInt(out, int64(others), 10)
+		out = append(out, " more names look alike"...)
 	}
-	return sb.String()
+	return string(out)
 }
 
-// points formats a number of points as a score in [0, 1].
-func points(p int) string {
-	return fmt.Sprintf("%d.%02d", p/maxScore, p%maxScore)
+// appendPoints appends a number of points (0 to maxScore) as a score in
+// [0, 1], with two decimals.
+func appendPoints(out []byte, p int) []byte {
+	out = strconv.AppendInt(out, int64(p/maxScore), 10)
+	return append(out, '.', byte('0'+p%maxScore/10), byte('0'+p%10))
 }

@@ -190,9 +190,10 @@ type matchState struct {
 type celSlot struct{ b *celBinding }
 
 // check runs the checker of leaf n on c, sharing one CEL binding among
-// the CEL rules of a Match.
+// the CEL rules of a Match that cel-go evaluates (a natively evaluated one
+// needs none).
 func (st matchState) check(n *node, c *cert.Cert) (string, bool) {
-	if t, ok := n.check.(*celTest); ok && st.cel != nil {
+	if t, ok := n.check.(*celTest); ok && t.nat == nil && st.cel != nil {
 		if st.cel.b == nil {
 			st.cel.b = &celBinding{c: c}
 		}
