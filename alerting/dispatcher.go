@@ -142,16 +142,18 @@ func (o SinkOptions) valid() bool {
 // exchange one message that a receiver keeps rejecting does not block the
 // ones behind it.
 //
-// Configure with [Dispatcher.Add], then call [Dispatcher.Run] once.
+// Configure with [Dispatcher.Add] (and, if wanted, [Dispatcher.SetArchive]
+// and [Dispatcher.SetObserver]), then call [Dispatcher.Run] once.
 type Dispatcher struct {
 	js     jetstream.JetStream
 	stream string
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	sinks   []*sink
-	archive DigestArchive
-	started bool
+	mu       sync.Mutex
+	sinks    []*sink
+	archive  DigestArchive
+	observer Observer
+	started  bool
 }
 
 // sink is one configured destination.
@@ -161,6 +163,8 @@ type sink struct {
 	opts    SinkOptions
 	logger  *slog.Logger
 	limiter *rate.Limiter // nil: no limit
+	// obs is the Dispatcher's Observer, set by Run before the sink starts.
+	obs Observer
 }
 
 // NewDispatcher returns a Dispatcher reading stream (normally [StreamName])
@@ -236,6 +240,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	d.started = true
 	sinks := d.sinks
+	obs := d.observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	for _, s := range sinks {
+		s.obs = obs
+	}
 	d.mu.Unlock()
 	if len(sinks) == 0 {
 		return errors.New("alerting: dispatcher: no sinks")
@@ -442,6 +453,7 @@ func (d *Dispatcher) take(ctx context.Context, s *sink, k *keeper, g *grouper, m
 	}
 	h.m = m
 	if !s.opts.Route.Match(m) {
+		s.obs.Skipped(observed(s, m, []*held{h}))
 		ack(ctx, s, h)
 		return
 	}
@@ -516,12 +528,24 @@ func (d *Dispatcher) deliver(ctx context.Context, s *sink, k *keeper, members []
 	}
 
 	err := notify(ctx, s, m)
+	accepted := time.Now()
+	interrupted := err != nil && ctx.Err() != nil
+	if err != nil && !interrupted {
+		// Every failed attempt counts, whether it is retried or
+		// dead-lettered below.
+		dv := observed(s, m, members)
+		dv.Err = err
+		s.obs.Failed(dv)
+	}
 	switch {
 	case err == nil:
+		dv := observed(s, m, members)
+		dv.Accepted = accepted
+		s.obs.Delivered(dv)
 		for _, h := range members {
 			ack(ctx, s, h)
 		}
-	case ctx.Err() != nil:
+	case interrupted:
 		log.Info("sink delivery interrupted by shutdown; handing it back", "err", err)
 		handBack(s, nil, members)
 	case (s.opts.MaxAttempts > 0 && attempt >= uint64(s.opts.MaxAttempts)) ||
@@ -534,7 +558,11 @@ func (d *Dispatcher) deliver(ctx context.Context, s *sink, k *keeper, members []
 				if err := h.msg.NakWithDelay(retryDelay(attempt, err, s.opts)); err != nil {
 					log.Warn("sink nak failed; the server redelivers after the ack wait", "err", err)
 				}
+				continue
 			}
+			dv := observed(s, h.m, []*held{h})
+			dv.Err = err
+			s.obs.DeadLettered(dv)
 		}
 	default:
 		delay := retryDelay(attempt, err, s.opts)

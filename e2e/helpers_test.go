@@ -278,6 +278,8 @@ func (c ctwatchConfig) write(t *testing.T, path string) {
 	fmt.Fprintf(&b, "data_dir: %s\n", yamlQuote(c.dataDir))
 	b.WriteString("log_level: info\nlog_format: text\n")
 	b.WriteString("log_list: \"\"\n")
+	// Several daemons run at once (peers, restarts): any free port each.
+	b.WriteString("web:\n  listen: 127.0.0.1:0\n")
 	b.WriteString("logs:\n")
 	logs := c.logs
 	if len(logs) == 0 {

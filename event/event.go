@@ -77,6 +77,10 @@ const (
 	// FallingBehind: the log grows faster than ctwatch processes it, so
 	// hits arrive later and later.
 	FallingBehind LogEventKind = "falling_behind"
+	// ReloadFailed: a changed configuration or rule file was refused; the
+	// running configuration stays in force. Log names "ctwatch" and
+	// Detail lists every problem with its file and line.
+	ReloadFailed LogEventKind = "reload_failed"
 )
 
 // Rank orders severities: 1 for info up to 5 for critical, 0 for anything

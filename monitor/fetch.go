@@ -242,6 +242,42 @@ func (f *fetcher) getOnce(ctx context.Context, path string, params url.Values) (
 	return body, nil
 }
 
+// FetchErrorKind names the kind of a failed request, for counting:
+// "rate_limited" (429), "http_5xx", "http_4xx", "too_large", "timeout",
+// "decode" (JSON that does not parse) or "network" (anything else:
+// refused, reset, DNS, a body another decoder refused).
+func FetchErrorKind(err error) string {
+	var he *httpError
+	switch {
+	case errors.As(err, &he) && he.Status == http.StatusTooManyRequests:
+		return "rate_limited"
+	case errors.As(err, &he) && he.Status >= 500:
+		return "http_5xx"
+	case errors.As(err, &he):
+		return "http_4xx"
+	case errors.Is(err, errTooLarge):
+		return "too_large"
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return "timeout"
+	case isDecode(err):
+		return "decode"
+	}
+	return "network"
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isDecode reports whether err is a response that did not parse.
+func isDecode(err error) bool {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	return errors.As(err, &se) || errors.As(err, &te)
+}
+
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
 // It returns 0 when the header is absent or unreadable. The delay is capped
 // at an hour so a hostile log cannot park a tailer forever.

@@ -91,6 +91,7 @@ func (t *RFC6962Tailer) step(ctx context.Context, cp *Checkpoint) (*Checkpoint, 
 		}
 	}
 	// The head is verified: how far behind it we are is now known.
+	t.noteHead(cp.NextIndex, cp.TreeSize)
 	t.checkBacklog(ctx, cp)
 	if cp.NextIndex >= cp.TreeSize {
 		return cp, nil

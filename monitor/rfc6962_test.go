@@ -774,3 +774,32 @@ func TestTailerFallingBehind(t *testing.T) {
 		t.Fatalf("falling_behind events %+v, want two with distinct ids", evs)
 	}
 }
+
+// Stats report health as well as counts: failed requests by kind, the last
+// error, when the head was verified and entries committed, and lag.
+func TestTailerStatsHealth(t *testing.T) {
+	f := newFixture(t)
+	f.add(t, 100)
+	f.log.Publish()
+	f.log.FailNext("get-sth", 2, http.StatusServiceUnavailable, 0)
+	start := time.Now()
+	tl := f.tailer(t, zero(), fastOpts(), nil)
+	stop := run(t, tl)
+	f.rec.await(t, "catch-up", func() bool { cp := f.rec.checkpoint(); return cp != nil && cp.NextIndex == 100 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := tl.Stats()
+	if st.FetchErrors["http_5xx"] != 2 || len(st.FetchErrors) != 1 {
+		t.Errorf("fetch errors %v, want two http_5xx", st.FetchErrors)
+	}
+	if !strings.Contains(st.LastError, "503") || st.LastErrorTime.Before(start) {
+		t.Errorf("last error %q at %s", st.LastError, st.LastErrorTime)
+	}
+	if st.LastHead.Before(start) || st.LastCommit.Before(st.LastHead) || !st.BehindSince.IsZero() || st.Unreachable {
+		t.Errorf("head %s commit %s behind since %s unreachable %v", st.LastHead, st.LastCommit, st.BehindSince, st.Unreachable)
+	}
+	if st.TreeSize != 100 || st.NextIndex != 100 || st.Processed != 100 {
+		t.Errorf("sizes %+v", st)
+	}
+}

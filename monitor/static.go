@@ -144,6 +144,7 @@ func (t *StaticTailer) step(ctx context.Context, cp *Checkpoint) (*Checkpoint, e
 		}
 	}
 	// The head is verified: how far behind it we are is now known.
+	t.noteHead(cp.NextIndex, cp.TreeSize)
 	t.checkBacklog(ctx, cp)
 	if cp.NextIndex >= cp.TreeSize {
 		return cp, nil

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +36,43 @@ type tailer struct {
 	processed         atomic.Uint64
 	malformed         atomic.Uint64
 	hits              atomic.Uint64
+
+	// health holds what the status page and metrics show beyond counts.
+	healthMu sync.Mutex
+	health   health
+}
+
+// health is the part of Stats that is not a plain counter.
+type health struct {
+	events        map[event.LogEventKind]uint64
+	fetchErrors   map[string]uint64
+	lastError     string
+	lastErrorTime time.Time
+	lastHead      time.Time
+	lastCommit    time.Time
+	behindSince   time.Time
+}
+
+// noteError records a failure for Stats.
+func (t *tailer) noteError(err error) {
+	t.healthMu.Lock()
+	defer t.healthMu.Unlock()
+	t.health.lastError = err.Error()
+	t.health.lastErrorTime = time.Now()
+}
+
+// noteHead records a verified tree head and the position against it.
+func (t *tailer) noteHead(next, size uint64) {
+	t.healthMu.Lock()
+	defer t.healthMu.Unlock()
+	now := time.Now()
+	t.health.lastHead = now
+	switch {
+	case next >= size:
+		t.health.behindSince = time.Time{}
+	case t.health.behindSince.IsZero():
+		t.health.behindSince = now
+	}
 }
 
 // newTailer checks the configuration and the log's key (returned parsed)
@@ -73,14 +112,28 @@ func (e *fatalError) Error() string { return e.err.Error() }
 
 func (e *fatalError) Unwrap() error { return e.err }
 
-// Stats returns the tailer's running counts. It is safe for concurrent use.
+// Stats returns the tailer's running counts and health. It is safe for
+// concurrent use; the maps are copies.
 func (t *tailer) Stats() Stats {
+	t.healthMu.Lock()
+	h := t.health
+	h.events = maps.Clone(h.events)
+	h.fetchErrors = maps.Clone(h.fetchErrors)
+	t.healthMu.Unlock()
 	return Stats{
-		TreeSize:  t.treeSize.Load(),
-		NextIndex: t.nextIndex.Load(),
-		Processed: t.processed.Load(),
-		Malformed: t.malformed.Load(),
-		Hits:      t.hits.Load(),
+		TreeSize:      t.treeSize.Load(),
+		NextIndex:     t.nextIndex.Load(),
+		Processed:     t.processed.Load(),
+		Malformed:     t.malformed.Load(),
+		Hits:          t.hits.Load(),
+		Events:        h.events,
+		FetchErrors:   h.fetchErrors,
+		LastError:     h.lastError,
+		LastErrorTime: h.lastErrorTime,
+		LastHead:      h.lastHead,
+		LastCommit:    h.lastCommit,
+		BehindSince:   h.behindSince,
+		Unreachable:   t.unreachableRaised.Load(),
 	}
 }
 
@@ -151,6 +204,12 @@ func (t *tailer) save(ctx context.Context, cp *Checkpoint) error {
 		return &fatalError{fmt.Errorf("save checkpoint: %w", err)}
 	}
 	t.nextIndex.Store(cp.NextIndex)
+	t.healthMu.Lock()
+	t.health.lastCommit = time.Now()
+	if cp.NextIndex >= cp.TreeSize {
+		t.health.behindSince = time.Time{}
+	}
+	t.healthMu.Unlock()
 	return nil
 }
 
@@ -158,6 +217,13 @@ func (t *tailer) save(ctx context.Context, cp *Checkpoint) error {
 // enough consecutive requests have failed.
 func (t *tailer) requestFailed(ctx context.Context, consecutive int64, err error) {
 	t.logger.Debug("request failed", "consecutive", consecutive, "err", err)
+	t.noteError(err)
+	t.healthMu.Lock()
+	if t.health.fetchErrors == nil {
+		t.health.fetchErrors = map[string]uint64{}
+	}
+	t.health.fetchErrors[FetchErrorKind(err)]++
+	t.healthMu.Unlock()
 	if consecutive >= unreachableAfter && t.unreachableRaised.CompareAndSwap(false, true) {
 		t.raise(ctx, event.LogUnreachable, "unreachable:"+time.Now().UTC().Format(time.RFC3339),
 			fmt.Sprintf("%d consecutive requests failed; last error: %v", consecutive, err))
@@ -200,6 +266,16 @@ func (t *tailer) newEvent(kind event.LogEventKind, subject, detail string, index
 // advancing because of it.
 func (t *tailer) raise(ctx context.Context, kind event.LogEventKind, subject, detail string) {
 	t.logger.Warn("log event", "kind", kind, "detail", detail)
+	t.healthMu.Lock()
+	if t.health.events == nil {
+		t.health.events = map[event.LogEventKind]uint64{}
+	}
+	t.health.events[kind]++
+	if kind != event.FallingBehind {
+		t.health.lastError = string(kind) + ": " + detail
+		t.health.lastErrorTime = time.Now()
+	}
+	t.healthMu.Unlock()
 	if err := t.cfg.Publisher.PublishEvent(ctx, t.newEvent(kind, subject, detail, t.nextIndex.Load())); err != nil {
 		t.logger.Error("publish log event", "kind", kind, "err", err)
 	}
@@ -216,13 +292,38 @@ type TailerConfig struct {
 	Logger     *slog.Logger
 }
 
-// Stats are running counts for one tailer, for status output and tests.
+// Stats are running counts and health of one tailer, for the status page,
+// metrics and tests.
 type Stats struct {
+	// TreeSize is the size of the newest verified tree head; NextIndex
+	// the first entry not yet committed.
 	TreeSize  uint64
 	NextIndex uint64
+	// Processed, Malformed and Hits count entries matched, entries no
+	// decoder could read, and hits published since start.
 	Processed uint64
 	Malformed uint64
 	Hits      uint64
+	// Events counts the log events raised since start, by kind; nil when
+	// none.
+	Events map[event.LogEventKind]uint64
+	// FetchErrors counts failed requests since start by FetchErrorKind;
+	// nil when none.
+	FetchErrors map[string]uint64
+	// LastError is the last failed request or log event (other than
+	// falling_behind), "" when none since start; LastErrorTime is when.
+	LastError     string
+	LastErrorTime time.Time
+	// LastHead is when a tree head was last verified, LastCommit when
+	// entries were last committed; zero before the first.
+	LastHead   time.Time
+	LastCommit time.Time
+	// BehindSince is when the tailer last fell behind the log's verified
+	// tree head; zero while it is caught up. Now minus BehindSince is the
+	// lag in time.
+	BehindSince time.Time
+	// Unreachable is true during an outage that raised log_unreachable.
+	Unreachable bool
 }
 
 // shutdownFlush bounds the final commit of a tailer that is stopping.

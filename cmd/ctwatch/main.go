@@ -77,6 +77,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newCheckCmd(stdin, stdout),
 		newRulesCmd(stdout),
 		newLogsCmd(stdout, stderr),
+		newStatusCmd(stdout, stderr),
 		newSinksCmd(stdout, stderr),
 		newVersionCmd(stdout),
 	)
@@ -92,16 +93,22 @@ func addConfigFlags(cmd *cobra.Command) {
 // loadConfig reads the configuration named by --config, with environment
 // and flag overrides. Any problem is a usage error (exit 2).
 func loadConfig(cmd *cobra.Command) (*config.Config, error) {
+	cfg, err := loadConfigFrom(cmd)
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	return cfg, nil
+}
+
+// loadConfigFrom reads the configuration the command's --config,
+// environment and flags describe; the daemon calls it again to reload.
+func loadConfigFrom(cmd *cobra.Command) (*config.Config, error) {
 	path, _ := cmd.Flags().GetString("config")
 	if path == "" {
 		// The environment may name the file too, like every other key.
 		path = os.Getenv(config.EnvConfigFile)
 	}
-	cfg, err := config.Load(path, cmd.Flags())
-	if err != nil {
-		return nil, &exitError{code: 2, err: err}
-	}
-	return cfg, nil
+	return config.Load(path, cmd.Flags())
 }
 
 // newLogger builds the process logger from the configuration.

@@ -60,33 +60,13 @@ func newSinksListCmd(stdout io.Writer) *cobra.Command {
 				if s.Rate > 0 {
 					rate = fmt.Sprintf("%g/s", s.Rate)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", s.Name, s.Type, s.Events, describeRoute(s.Route), group, rate)
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", s.Name, s.Type, s.Events, daemon.RouteSummary(s.Route), group, rate)
 			}
 			return tw.Flush()
 		},
 	}
 	addConfigFlags(cmd)
 	return cmd
-}
-
-// describeRoute summarises a route in one cell.
-func describeRoute(r config.Route) string {
-	var parts []string
-	if r.MinSeverity != "" {
-		parts = append(parts, ">="+r.MinSeverity)
-	}
-	for _, f := range []struct {
-		name string
-		vals []string
-	}{{"rules", r.Rules}, {"tags", r.Tags}, {"domains", r.Domains}, {"events", r.Events}} {
-		if len(f.vals) > 0 {
-			parts = append(parts, f.name+"="+strings.Join(f.vals, ","))
-		}
-	}
-	if len(parts) == 0 {
-		return "all"
-	}
-	return strings.Join(parts, " ")
 }
 
 func newSinksTestCmd(stdout, stderr io.Writer) *cobra.Command {

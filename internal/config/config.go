@@ -66,20 +66,28 @@ type Config struct {
 	Web Web
 }
 
-// Web configures the HTTP server the daemon runs for people following
-// links from alerts: the full lists behind digests (issue 6 adds metrics
-// and health checks on the same listener). Set from the web section,
+// Web configures the HTTP server the daemon runs: Prometheus metrics
+// (/metrics), health checks (/healthz, /readyz), and for people following
+// links from alerts the full lists behind digests. Set from the web section,
 // CTWATCH_WEB_LISTEN / CTWATCH_WEB_EXTERNAL_URL or --web-listen /
 // --web-external-url.
 type Web struct {
 	// Listen is the server's host:port (":8080" for every address, port 0
-	// for any free port); "" (the default) runs no server.
+	// for any free port); "" runs no server. The default, 127.0.0.1:9464,
+	// serves this host only: the pages show what ctwatch watches, so
+	// exposing them further is a decision for whoever deploys it.
 	Listen string
 	// ExternalURL is how users reach the server (through a proxy, say):
 	// an http(s) URL without query or fragment and without a trailing
 	// slash, which links in alerts start with; "" when unknown, and then
 	// digests carry no link.
 	ExternalURL string
+	// StatusPage serves the status page (/ and /status) and its JSON form
+	// (/api/status, which `ctwatch status` reads) on Listen; true by
+	// default. Turning it off hides what ctwatch watches (rule names,
+	// hit details) from anyone who can reach the listener; metrics and
+	// health checks stay.
+	StatusPage bool
 }
 
 // Log kinds, as written in the file's logs[].kind.

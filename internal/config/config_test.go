@@ -118,6 +118,7 @@ func defaults() *Config {
 		NATS:  NATS{StreamMaxAge: 720 * time.Hour, DedupeWindow: 24 * time.Hour},
 		Rules: Rules{Files: []string{}, Builtin: true},
 		Sinks: []Sink{sinkWithDefaults(Sink{Name: "stdout", Type: "stdout", Events: true})},
+		Web:   Web{Listen: "127.0.0.1:9464", StatusPage: true},
 	}
 }
 
@@ -249,6 +250,7 @@ sinks:
 			sinkWithDefaults(Sink{Name: "hook", Type: "webhook", URL: "https://hooks.example/x?token=1", Events: false}),
 			sinkWithDefaults(Sink{Name: "out", Type: "stdout", Events: true}),
 		},
+		Web: Web{Listen: "127.0.0.1:9464", StatusPage: true},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", cfg, want)
@@ -279,8 +281,9 @@ func TestRegisterFlags(t *testing.T) {
 		"monitor-batch-size":    "256",
 		"monitor-rate":          "20",
 		"nats-stream-max-age":   "720h0m0s",
-		"web-listen":            "",
+		"web-listen":            "127.0.0.1:9464",
 		"web-external-url":      "",
+		"web-status-page":       "true",
 	} {
 		f := fs.Lookup(name)
 		if f == nil {
@@ -769,33 +772,52 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-func TestRulesBuiltin(t *testing.T) {
-	for _, tc := range []struct {
+// TestBoolSettings checks each on/off setting the same way: its default,
+// file then environment then flag each overriding the one before, and a
+// value other than true or false refused at its line.
+func TestBoolSettings(t *testing.T) {
+	type boolCase struct {
 		name    string
 		in      input
 		want    bool
 		wantErr string
+	}
+	for _, setting := range []struct {
+		key   string
+		get   func(*Config) bool
+		cases []boolCase
 	}{
-		{"default", input{}, true, ""},
-		{"file false", input{yaml: "rules:\n  builtin: false\n"}, false, ""},
-		{"env false over file true", input{yaml: "rules:\n  builtin: true\n", env: map[string]string{"CTWATCH_RULES_BUILTIN": "false"}}, false, ""},
-		{"flag true over env false", input{env: map[string]string{"CTWATCH_RULES_BUILTIN": "false"}, args: []string{"--rules-builtin=true"}}, true, ""},
-		{"bad value", input{yaml: "rules:\n  builtin: maybe\n"}, false, ":2: rules.builtin: must be true or false"},
+		{"rules.builtin", func(c *Config) bool { return c.Rules.Builtin }, []boolCase{
+			{"default", input{}, true, ""},
+			{"file false", input{yaml: "rules:\n  builtin: false\n"}, false, ""},
+			{"env false over file true", input{yaml: "rules:\n  builtin: true\n", env: map[string]string{"CTWATCH_RULES_BUILTIN": "false"}}, false, ""},
+			{"flag true over env false", input{env: map[string]string{"CTWATCH_RULES_BUILTIN": "false"}, args: []string{"--rules-builtin=true"}}, true, ""},
+			{"bad value", input{yaml: "rules:\n  builtin: maybe\n"}, false, ":2: rules.builtin: must be true or false"},
+		}},
+		{"web.status_page", func(c *Config) bool { return c.Web.StatusPage }, []boolCase{
+			{"default on", input{}, true, ""},
+			{"file false", input{yaml: "web:\n  status_page: false\n"}, false, ""},
+			{"env false over file true", input{yaml: "web:\n  status_page: true\n", env: map[string]string{"CTWATCH_WEB_STATUS_PAGE": "false"}}, false, ""},
+			{"flag true over env false", input{env: map[string]string{"CTWATCH_WEB_STATUS_PAGE": "false"}, args: []string{"--web-status-page=true"}}, true, ""},
+			{"bad value", input{yaml: "web:\n  status_page: sometimes\n"}, false, ":2: web.status_page: must be true or false"},
+		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, cfg, err := tc.in.load(t)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+		for _, tc := range setting.cases {
+			t.Run(setting.key+"/"+tc.name, func(t *testing.T) {
+				_, cfg, err := tc.in.load(t)
+				if tc.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+						t.Fatalf("err = %v, want %q", err, tc.wantErr)
+					}
+					return
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg.Rules.Builtin != tc.want {
-				t.Fatalf("Builtin = %v, want %v", cfg.Rules.Builtin, tc.want)
-			}
-		})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := setting.get(cfg); got != tc.want {
+					t.Fatalf("%s = %v, want %v", setting.key, got, tc.want)
+				}
+			})
+		}
 	}
 }

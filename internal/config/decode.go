@@ -105,6 +105,11 @@ func (l *loader) decode() *Config {
 		// Links are made by appending paths.
 		cfg.Web.ExternalURL = strings.TrimRight(cfg.Web.ExternalURL, "/")
 	}
+	if raw, ok := l.get("web.status_page"); ok {
+		cfg.Web.StatusPage = l.asBool("web.status_page", "web.status_page", raw, true)
+	} else {
+		cfg.Web.StatusPage = true
+	}
 
 	cfg.Logs = l.logs()
 	cfg.Sinks = l.sinks()

@@ -55,8 +55,9 @@ func settings() []setting {
 		{"nats.dedupe_window", kindDuration, "24h", "nats-dedupe-window", "window in which a repeated hit is dropped"},
 		{"rules.files", kindStringList, []string{}, "rules", "rule files (glob patterns); repeat or comma-separate"},
 		{"rules.builtin", kindBool, true, "rules-builtin", "also run the built-in rules (interception and distrusted CA feeds)"},
-		{"web.listen", kindString, "", "web-listen", `host:port of ctwatch's HTTP server (digest lists); "" runs none`},
+		{"web.listen", kindString, "127.0.0.1:9464", "web-listen", `host:port of ctwatch's HTTP server (metrics, health checks, status page, digest lists); "" runs none`},
 		{"web.external_url", kindString, "", "web-external-url", "URL users reach the HTTP server at, for links in alerts"},
+		{"web.status_page", kindBool, true, "web-status-page", "serve the status page (/, /status) and /api/status on web.listen"},
 	}
 }
 
@@ -143,6 +144,6 @@ func fileSpec() *spec {
 	top["nats"] = &spec{shape: shapeSection, fields: leaves("url", "stream_max_age", "dedupe_window")}
 	top["rules"] = &spec{shape: shapeSection, fields: map[string]*spec{"files": {shape: shapeLeafList}, "builtin": {shape: shapeLeaf}}}
 	top["sinks"] = sinkItemSpec()
-	top["web"] = &spec{shape: shapeSection, fields: leaves("listen", "external_url")}
+	top["web"] = &spec{shape: shapeSection, fields: leaves("listen", "external_url", "status_page")}
 	return &spec{shape: shapeSection, fields: top}
 }

@@ -620,7 +620,7 @@ func (it item) route(events bool) Route {
 	}
 	kinds := []string{
 		string(event.BadSignature), string(event.InconsistentTree), string(event.ShrinkingTree),
-		string(event.MalformedEntry), string(event.LogUnreachable), string(event.FallingBehind),
+		string(event.MalformedEntry), string(event.LogUnreachable), string(event.FallingBehind), string(event.ReloadFailed),
 	}
 	for i, k := range sub.list("events", false) {
 		if !slices.Contains(kinds, k) {

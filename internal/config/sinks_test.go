@@ -615,13 +615,15 @@ func TestWeb(t *testing.T) {
 		where string // of the one problem, when not ""
 		msg   string
 	}{
-		{"default: no server", input{}, Web{}, "", ""},
+		{"default: this host only", input{}, Web{Listen: "127.0.0.1:9464", StatusPage: true}, "", ""},
+		{"file turns it off", input{yaml: "web:\n  listen: \"\"\n"}, Web{StatusPage: true}, "", ""},
+		{"environment turns it off", input{env: map[string]string{"CTWATCH_WEB_LISTEN": ""}}, Web{StatusPage: true}, "", ""},
 		{"file", input{yaml: "web:\n  listen: 127.0.0.1:8080\n  external_url: https://ctwatch.example/base/\n"},
-			Web{Listen: "127.0.0.1:8080", ExternalURL: "https://ctwatch.example/base"}, "", ""},
+			Web{Listen: "127.0.0.1:8080", ExternalURL: "https://ctwatch.example/base", StatusPage: true}, "", ""},
 		{"environment over file", input{yaml: "web:\n  listen: 127.0.0.1:8080\n", env: map[string]string{"CTWATCH_WEB_LISTEN": ":9090", "CTWATCH_WEB_EXTERNAL_URL": "http://h:9090"}},
-			Web{Listen: ":9090", ExternalURL: "http://h:9090"}, "", ""},
+			Web{Listen: ":9090", ExternalURL: "http://h:9090", StatusPage: true}, "", ""},
 		{"flags over environment", input{env: map[string]string{"CTWATCH_WEB_LISTEN": ":9090"}, args: []string{"--web-listen", "[::1]:0", "--web-external-url=https://x.example"}},
-			Web{Listen: "[::1]:0", ExternalURL: "https://x.example"}, "", ""},
+			Web{Listen: "[::1]:0", ExternalURL: "https://x.example", StatusPage: true}, "", ""},
 		{"listen without port", input{yaml: "web:\n  listen: localhost\n"}, Web{}, "FILE:2", `web.listen: "localhost" must be host:port: missing port in address, such as 127.0.0.1:8080 or :8080`},
 		{"listen port a word", input{env: map[string]string{"CTWATCH_WEB_LISTEN": ":http"}}, Web{}, "environment", `CTWATCH_WEB_LISTEN: ":http": the port must be a number from 0 to 65535`},
 		{"external_url with a query", input{yaml: "web:\n  listen: ':1'\n  external_url: https://x.example/?a=b\n"}, Web{}, "FILE:3", "web.external_url: URL \"https://x.example/?a=b\" must not have a query or fragment"},

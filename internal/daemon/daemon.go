@@ -9,13 +9,13 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,15 +29,87 @@ import (
 	"github.com/ctwatch/ctwatch/rules"
 )
 
+// Option adjusts how Run behaves beyond the configuration.
+type Option func(*options)
+
+type options struct {
+	reload      func() (*config.Config, error)
+	onReload    func(ReloadStatus)
+	onListening func(addr string)
+}
+
+// WithReload lets the daemon reload its configuration and rules on SIGHUP
+// and when the files change: load reads the configuration again (from the
+// same file, environment and flags). Without it the daemon runs with the
+// configuration it was given until it stops.
+func WithReload(load func() (*config.Config, error)) Option {
+	return func(o *options) { o.reload = load }
+}
+
+// WithReloadHook calls fn after every reload attempt with its outcome, from
+// the reloader's goroutine; fn must not block. Tests wait on it; nothing
+// else needs it.
+func WithReloadHook(fn func(ReloadStatus)) Option {
+	return func(o *options) { o.onReload = fn }
+}
+
+// WithWebListening calls fn once, from Run's goroutine, with the address
+// (host:port) the web server listens on, as soon as its listener is open
+// and before any log is followed; fn must not block. It is never called
+// without web.listen. web.listen may name port 0 and let the system pick a
+// free port, as tests do so that they can run side by side: this is how
+// they learn the port. A supervisor that starts the daemon in-process could
+// use it the same way, to know where to probe /readyz.
+func WithWebListening(fn func(addr string)) Option {
+	return func(o *options) { o.onListening = fn }
+}
+
+// process is one running daemon: the parts Run wires together, which the
+// web server, the reloader and the status page read. Fields set before the
+// tailers start never change; cfg, the rule engine and the sinks are
+// swapped whole on reload.
+type process struct {
+	logger  *slog.Logger
+	started time.Time
+	nc      *nats.Conn
+	bus     *alerting.Bus
+	issuers *rules.MemoryIssuers
+	matcher *ruleMatcher
+	sup     *supervisor
+	sinks   *sinkRunner
+	// archive keeps digests for the web server; nil without one.
+	archive *alerting.KVArchive
+	cfg     atomic.Pointer[config.Config]
+	// lastReload is the outcome of the last reload; nil before the first.
+	lastReload atomic.Pointer[ReloadStatus]
+	// onReload, if set, hears every reload outcome.
+	onReload func(ReloadStatus)
+	// errc carries failures that must stop the daemon.
+	errc chan error
+	// metrics is the daemon's Prometheus registry, served on /metrics.
+	metrics *metrics
+}
+
+// config returns the configuration in force.
+func (p *process) config() *config.Config { return p.cfg.Load() }
+
 // Run starts the daemon described by cfg and blocks until ctx ends, then
 // shuts down in order and returns nil. It returns an error when something it
-// cannot work without fails: the data directory, NATS, the rules, or a
-// tailer's storage.
-func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+// cannot work without fails: the data directory, NATS, the rules, a sink, or
+// a tailer's storage.
+func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...Option) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	p := &process{logger: logger, started: time.Now(), errc: make(chan error, 4), onReload: o.onReload}
+	p.metrics = newMetrics(p)
+	p.cfg.Store(cfg)
 	issuers, err := newIssuerMemory()
 	if err != nil {
 		return err
 	}
+	p.issuers = issuers
 	engine, err := loadRules(cfg, issuers)
 	if err != nil {
 		return err
@@ -45,6 +117,8 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if len(engine.Rules()) == 0 {
 		logger.Warn("no rules: logs are followed and verified, but nothing will alert (set rules.files, or rules.builtin: true)")
 	}
+	p.matcher = newRuleMatcher(engine)
+	p.matcher.hits = p.metrics
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -60,38 +134,31 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer shutdownNATS()
+	p.nc = nc
 
-	bus, err := alerting.Open(ctx, nc, alerting.StreamConfig{MaxAge: cfg.NATS.StreamMaxAge, Duplicates: cfg.NATS.DedupeWindow})
+	p.bus, err = alerting.Open(ctx, nc, alerting.StreamConfig{MaxAge: cfg.NATS.StreamMaxAge, Duplicates: cfg.NATS.DedupeWindow})
 	if err != nil {
 		return fmt.Errorf("open hit stream: %w", err)
 	}
 
-	issuerStore, err := openIssuerStore(ctx, bus.JetStream(), issuers, logger)
+	issuerStore, err := openIssuerStore(ctx, p.bus.JetStream(), issuers, logger)
 	if err != nil {
 		return err
 	}
 
-	disp, closeSinks, err := newDispatcher(bus, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer closeSinks()
 	if cfg.Web.Listen != "" {
 		// Without an external URL there is no address to give people
 		// that is known to reach this server: digests carry no link.
-		archive, err := alerting.OpenArchive(ctx, bus.JetStream(), cfg.Web.ExternalURL, cfg.NATS.StreamMaxAge, 0)
+		p.archive, err = alerting.OpenArchive(ctx, p.bus.JetStream(), cfg.Web.ExternalURL, cfg.NATS.StreamMaxAge, 0)
 		if err != nil {
 			return err
 		}
-		if err := disp.SetArchive(archive); err != nil {
-			return err
-		}
-		stopWeb, err := serveWeb(ctx, cfg.Web.Listen, newWebHandler(archive, logger), logger)
-		if err != nil {
-			return err
-		}
-		defer stopWeb()
 	}
+	p.sinks = &sinkRunner{bus: p.bus, archive: p.archive, observer: p.metrics.sinks, logger: logger, errc: p.errc}
+	if err := p.sinks.start(ctx, cfg); err != nil {
+		return err
+	}
+	defer p.sinks.stop(0)
 
 	logs, err := LoadLogs(ctx, cfg, logger)
 	if err != nil {
@@ -100,36 +167,40 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 
 	runCtx, stopTailers := context.WithCancel(ctx)
 	defer stopTailers()
-	sinkCtx, stopSinks := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSinks()
-
-	errc := make(chan error, 2)
-	var sinksDone sync.WaitGroup
-	sinksDone.Go(func() {
-		if err := disp.Run(sinkCtx); err != nil && !errors.Is(err, context.Canceled) {
-			errc <- fmt.Errorf("sinks: %w", err)
-		}
-	})
-
-	sup := &supervisor{
+	p.sup = &supervisor{
 		ctx:         runCtx,
 		logger:      logger,
 		fetch:       fetchOptions(cfg.Monitor),
 		perLog:      perLogConfig(cfg),
-		matcher:     &ruleMatcher{engine: engine},
-		publisher:   bus,
-		checkpoints: monitor.NewKVCheckpoints(bus.Checkpoints()),
+		matcher:     p.matcher,
+		publisher:   p.bus,
+		checkpoints: monitor.NewKVCheckpoints(p.bus.Checkpoints()),
 		client:      &http.Client{},
-		errc:        errc,
+		errc:        p.errc,
 		running:     map[string]*runningTailer{},
+	}
+	if cfg.Web.Listen != "" {
+		// Now that every part the pages read is in place, and before any
+		// tailer runs: a listener that cannot open stops the start cleanly.
+		stopWeb, addr, err := serveWeb(ctx, cfg.Web.Listen, p.webHandler(), logger)
+		if err != nil {
+			return err
+		}
+		defer stopWeb()
+		if o.onListening != nil {
+			o.onListening(addr.String())
+		}
 	}
 	issuersCtx, stopIssuers := context.WithCancel(context.WithoutCancel(ctx))
 	var issuersDone sync.WaitGroup
 	issuersDone.Go(func() { issuerStore.run(issuersCtx) })
 	defer func() { stopIssuers(); issuersDone.Wait() }()
-	sup.apply(logs)
+	p.sup.apply(logs)
 	if src := listSource(cfg, logger); src != nil && isURL(cfg.LogList) && cfg.LogListRefresh > 0 {
-		go sup.refresh(src, cfg, cfg.LogListRefresh)
+		go p.sup.refresh(src, cfg, cfg.LogListRefresh)
+	}
+	if o.reload != nil {
+		go p.watchReload(runCtx, o.reload, subscribeSIGHUP())
 	}
 	logger.Info("ctwatch running", "logs", len(logs), "rules", len(engine.Rules()), "sinks", len(cfg.Sinks), "data_dir", cfg.DataDir)
 
@@ -137,49 +208,20 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
-	case runErr = <-errc:
+	case runErr = <-p.errc:
 		logger.Error("stopping on error", "err", runErr)
 	}
 	// Tailers first: after this no new hit is published.
 	stopTailers()
-	sup.wait()
+	p.sup.wait()
 	// Matching has stopped: store the last new issuer keys.
 	stopIssuers()
 	issuersDone.Wait()
 	// Sinks next: let them deliver what is already in the stream for a
 	// moment, then stop; whatever is left stays in JetStream for next time.
-	drainSinks(bus, cfg, 5*time.Second)
-	stopSinks()
-	sinksDone.Wait()
+	p.sinks.stop(5 * time.Second)
 	logger.Info("stopped")
 	return runErr
-}
-
-// drainSinks waits until every sink consumer has nothing pending, or the
-// grace period ends.
-func drainSinks(bus *alerting.Bus, cfg *config.Config, grace time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		total := uint64(0)
-		for _, s := range cfg.Sinks {
-			n, err := pending(ctx, bus, s.Name)
-			if err != nil {
-				return
-			}
-			total += n
-		}
-		if total == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 // connectNATS starts the embedded server when no URL is configured, and
@@ -249,20 +291,44 @@ func loadRules(cfg *config.Config, issuers rules.IssuerMemory) (*rules.Engine, e
 const BuiltinRulesName = "(built-in) configs/rules/builtin.yaml"
 
 // ruleMatcher adapts the rule engine to monitor.Matcher, adding where in
-// which log the certificate was seen.
+// which log the certificate was seen. The engine can be replaced while
+// tailers run (a reload): each Match uses one engine throughout.
 type ruleMatcher struct {
-	engine *rules.Engine
+	engine atomic.Pointer[rules.Engine]
+	// hits counts the hits found; nil counts nothing. Set before the
+	// tailers start.
+	hits hitCounter
 }
 
+func newRuleMatcher(e *rules.Engine) *ruleMatcher {
+	m := &ruleMatcher{}
+	m.engine.Store(e)
+	return m
+}
+
+// hitCounter counts the hits the rules find, by rule and severity. It is
+// called from every tailer's goroutines at once, so it must be safe for
+// concurrent use.
+type hitCounter interface {
+	countHit(rule string, severity event.Severity)
+}
+
+// Engine returns the engine in use.
+func (m *ruleMatcher) Engine() *rules.Engine { return m.engine.Load() }
+
 func (m *ruleMatcher) Match(e *monitor.Entry) []event.Hit {
-	ms := m.engine.Match(e.Cert)
+	engine := m.engine.Load()
+	ms := engine.Match(e.Cert)
 	if len(ms) == 0 {
 		return nil
 	}
 	ref := &event.LogRef{Name: e.Log.Name, URL: e.Log.URL, Index: e.Index}
 	hits := make([]event.Hit, len(ms))
 	for i, mt := range ms {
-		hits[i] = m.engine.NewHit(mt, e.Cert, ref)
+		hits[i] = engine.NewHit(mt, e.Cert, ref)
+		if m.hits != nil {
+			m.hits.countHit(mt.Rule, mt.Severity)
+		}
 	}
 	return hits
 }

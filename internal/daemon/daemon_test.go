@@ -102,6 +102,8 @@ monitor:
   poll_interval: 20ms
   batch_size: 50
   verify_every: 200
+web:
+  listen: 127.0.0.1:0
 rules:
   files: [%s]
 sinks:%s`, filepath.Join(s.dir, "data"), s.log.URL(), base64.StdEncoding.EncodeToString(s.log.PublicKeyDER()),
@@ -186,25 +188,70 @@ func readHits(t *testing.T, path string) []event.Hit {
 	return hits
 }
 
-// runDaemon starts daemon.Run and returns a stop function that cancels it
-// and returns its error.
-func runDaemon(t *testing.T, cfg *config.Config) func() error {
+// testLogger is the daemon's logger in tests: silent, unless
+// CTWATCHTEST_TEST_LOG asks for every record on stderr.
+func testLogger() *slog.Logger {
+	if os.Getenv("CTWATCHTEST_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// daemonRun is daemon.Run running in the background for one test.
+type daemonRun struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed once Run has returned
+	err    error         // what Run returned; read only after done
+}
+
+// startDaemon starts daemon.Run with cfg and opts; the test's cleanup
+// stops it.
+func startDaemon(t *testing.T, cfg *config.Config, opts ...daemon.Option) *daemonRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("CTWATCHTEST_TEST_LOG") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := &daemonRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		d.err = daemon.Run(ctx, cfg, testLogger(), opts...)
+	}()
+	t.Cleanup(func() { _ = d.stop() })
+	return d
+}
+
+// stop cancels the daemon and returns Run's error; called again (as the
+// cleanup does) it returns the same error.
+func (d *daemonRun) stop() error {
+	d.cancel()
+	<-d.done
+	return d.err
+}
+
+// runDaemon starts daemon.Run with cfg and opts and returns its stop
+// function.
+func runDaemon(t *testing.T, cfg *config.Config, opts ...daemon.Option) func() error {
+	t.Helper()
+	return startDaemon(t, cfg, opts...).stop
+}
+
+// runDaemonWeb starts daemon.Run with cfg, whose web.listen must be set
+// (port 0 is fine), and returns its stop function and the base URL of its
+// web server once that listens.
+func runDaemonWeb(t *testing.T, cfg *config.Config, opts ...daemon.Option) (func() error, string) {
+	t.Helper()
+	if cfg.Web.Listen == "" {
+		t.Fatal("runDaemonWeb needs web.listen")
 	}
-	go func() { errc <- daemon.Run(ctx, cfg, logger) }()
-	var once sync.Once
-	var err error
-	stop := func() error {
-		once.Do(func() { cancel(); err = <-errc })
-		return err
+	addr := make(chan string, 1)
+	d := startDaemon(t, cfg, append(opts, daemon.WithWebListening(func(a string) { addr <- a }))...)
+	select {
+	case a := <-addr:
+		return d.stop, "http://" + a
+	case <-d.done:
+		t.Fatalf("daemon stopped before its web server listened: %v", d.err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the daemon's web server did not start")
 	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
+	return nil, ""
 }
 
 // awaitFile polls the JSONL file until cond holds. The sink writes the file

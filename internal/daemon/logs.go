@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -93,11 +94,13 @@ func fetchOptions(m config.Monitor) monitor.FetchOptions {
 // runner is a tailer of either log kind.
 type runner interface {
 	Run(ctx context.Context) error
+	Stats() monitor.Stats
 }
 
 // runningTailer is one tailer goroutine and how to stop it.
 type runningTailer struct {
 	log  monitor.Log
+	t    runner
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -182,7 +185,7 @@ func (s *supervisor) start(id string, l monitor.Log) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	rt := &runningTailer{log: l, stop: cancel, done: make(chan struct{})}
+	rt := &runningTailer{log: l, t: t, stop: cancel, done: make(chan struct{})}
 	s.running[id] = rt
 	s.wg.Go(func() {
 		defer close(rt.done)
@@ -213,6 +216,25 @@ func (s *supervisor) refresh(src *monitor.LogListSource, cfg *config.Config, per
 		}
 		s.apply(mergeLogs(listed, explicitLogs(cfg)))
 	}
+}
+
+// tailerStatus is one followed log and its tailer's counts and health.
+type tailerStatus struct {
+	Log   monitor.Log
+	Stats monitor.Stats
+}
+
+// snapshot returns the followed logs with their tailers' stats, by name.
+// Safe for concurrent use.
+func (s *supervisor) snapshot() []tailerStatus {
+	s.mu.Lock()
+	out := make([]tailerStatus, 0, len(s.running))
+	for _, rt := range s.running {
+		out = append(out, tailerStatus{Log: rt.log, Stats: rt.t.Stats()})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b tailerStatus) int { return strings.Compare(a.Log.Name, b.Log.Name) })
+	return out
 }
 
 // wait blocks until every tailer has returned.

@@ -147,7 +147,7 @@ func benchBackfill(b *testing.B, ders [][]byte, log monitor.Log, newTailer func(
 		l := log
 		t, err := newTailer(&l, monitor.TailerConfig{
 			Fetch:       monitor.FetchOptions{BatchSize: 256, Concurrency: 4, Rate: 0, VerifyEvery: 8192, PollInterval: 1},
-			Matcher:     &ruleMatcher{engine: engine},
+			Matcher:     newRuleMatcher(engine),
 			Publisher:   bus,
 			Checkpoints: store,
 			Logger:      logger,

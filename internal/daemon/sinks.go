@@ -2,10 +2,14 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/ctwatch/ctwatch/alerting"
 	"github.com/ctwatch/ctwatch/alerting/alertmanager"
@@ -20,12 +24,40 @@ import (
 	"github.com/ctwatch/ctwatch/internal/config"
 )
 
-// newDispatcher builds one notifier per configured sink. Errors name the
-// sink: a sink that cannot even be opened (an unwritable JSONL path) stops
-// the start, since running without it would silently hold its alerts back.
-// The returned function closes what the notifiers opened.
-func newDispatcher(bus *alerting.Bus, cfg *config.Config, logger *slog.Logger) (*alerting.Dispatcher, func(), error) {
-	d := alerting.NewDispatcher(bus.JetStream(), alerting.StreamName, logger)
+// sinkRunner runs the sinks of the configuration in force: one Dispatcher
+// at a time, replaced whole when a reload changes the sinks. Because every
+// sink reads through a durable consumer, the gap between stopping one
+// Dispatcher and starting the next only delays deliveries.
+type sinkRunner struct {
+	bus     *alerting.Bus
+	archive alerting.DigestArchive // nil: digests without links
+	// observer hears every Dispatcher's outcomes (metrics); nil: none.
+	observer alerting.Observer
+	logger   *slog.Logger
+	errc     chan<- error
+
+	mu      sync.Mutex
+	sinks   []config.Sink
+	cancel  context.CancelFunc
+	done    chan struct{}
+	release func()
+}
+
+// build makes a Dispatcher for the configured sinks, without starting it.
+// Errors name the sink: a sink that cannot even be opened (an unwritable
+// JSONL path) must not be silently left out, since its alerts would wait.
+func (r *sinkRunner) build(cfg *config.Config) (*alerting.Dispatcher, func(), error) {
+	d := alerting.NewDispatcher(r.bus.JetStream(), alerting.StreamName, r.logger)
+	if r.archive != nil {
+		if err := d.SetArchive(r.archive); err != nil {
+			return nil, nil, err
+		}
+	}
+	if r.observer != nil {
+		if err := d.SetObserver(r.observer); err != nil {
+			return nil, nil, err
+		}
+	}
 	var closers []func()
 	closeAll := func() {
 		for _, c := range closers {
@@ -33,7 +65,7 @@ func newDispatcher(bus *alerting.Bus, cfg *config.Config, logger *slog.Logger) (
 		}
 	}
 	for _, s := range cfg.Sinks {
-		n, closeSink, err := NewNotifier(s, logger)
+		n, closeSink, err := NewNotifier(s, r.logger)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -45,6 +77,103 @@ func newDispatcher(bus *alerting.Bus, cfg *config.Config, logger *slog.Logger) (
 		}
 	}
 	return d, closeAll, nil
+}
+
+// start builds and runs the sinks of cfg; it fails if one cannot be built
+// and nothing runs then. With no sinks it runs nothing.
+func (r *sinkRunner) start(ctx context.Context, cfg *config.Config) error {
+	d, release, err := r.build(cfg)
+	if err != nil {
+		return err
+	}
+	r.run(ctx, cfg, d, release)
+	return nil
+}
+
+func (r *sinkRunner) run(ctx context.Context, cfg *config.Config, d *alerting.Dispatcher, release func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	r.sinks, r.cancel, r.done, r.release = slices.Clone(cfg.Sinks), cancel, done, release
+	if len(cfg.Sinks) == 0 {
+		close(done)
+		return
+	}
+	go func() {
+		defer close(done)
+		if err := d.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			select {
+			case r.errc <- fmt.Errorf("sinks: %w", err):
+			default:
+			}
+		}
+	}()
+}
+
+// replace builds the sinks of cfg and, only if that worked, stops the
+// running ones and starts the new. A failed build leaves the running sinks
+// as they are.
+func (r *sinkRunner) replace(ctx context.Context, cfg *config.Config) error {
+	d, release, err := r.build(cfg)
+	if err != nil {
+		return err
+	}
+	r.stop(0)
+	r.run(ctx, cfg, d, release)
+	return nil
+}
+
+// stop lets the running sinks deliver what is pending for up to grace,
+// then stops them and releases what they opened. Calling it again is
+// harmless.
+func (r *sinkRunner) stop(grace time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel == nil {
+		return
+	}
+	if grace > 0 {
+		drainSinks(r.bus, r.sinks, grace)
+	}
+	r.cancel()
+	<-r.done
+	r.release()
+	r.cancel = nil
+}
+
+// current returns the sinks that run.
+func (r *sinkRunner) current() []config.Sink {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.sinks)
+}
+
+// drainSinks waits until every sink's consumer has nothing pending, or the
+// grace period ends.
+func drainSinks(bus *alerting.Bus, sinks []config.Sink, grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		total := uint64(0)
+		for _, s := range sinks {
+			n, err := pending(ctx, bus, s.Name)
+			if err != nil {
+				return
+			}
+			total += n
+		}
+		if total == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // NewNotifier builds the integration a configured sink names, for the

@@ -230,8 +230,8 @@ func TestDaemonBurstIsOneSlackDigest(t *testing.T) {
 	ln.Close() // the daemon listens here
 
 	// 1,000 watched certificates (add skips every fourth name).
-	s.add(t, 1334)
-	if len(s.watched) < 1000 {
+	s.add(t, 1333)
+	if len(s.watched) != 1000 {
 		t.Fatalf("set-up made %d watched certificates", len(s.watched))
 	}
 	cfg := s.configWith(t, fmt.Sprintf(`
@@ -240,7 +240,7 @@ func TestDaemonBurstIsOneSlackDigest(t *testing.T) {
     type: slack
     url: %s/services/T000/B000/XXXX
     events: false
-    group: {window: 8s}
+    group: {window: 1m, max_hits: 1000}
 `, filepath.Join(s.dir, "hits.jsonl"), slackSrv.URL))
 	cfg.Web.Listen = webAddr
 	cfg.Web.ExternalURL = "http://" + webAddr

@@ -23,11 +23,24 @@ type digestReader interface {
 	Get(ctx context.Context, id string) (*event.Digest, error)
 }
 
-// newWebHandler serves the pages ctwatch links to from its alerts: today
+// webHandler is everything the daemon serves on web.listen. Each feature
+// registers its routes in its own function, so that they can be read (and
+// tested) apart.
+func (p *process) webHandler() http.Handler {
+	mux := http.NewServeMux()
+	if p.archive != nil {
+		registerDigestRoutes(mux, p.archive, p.logger)
+	}
+	registerMetricsRoutes(mux, p)
+	registerHealthRoutes(mux, p)
+	registerStatusRoutes(mux, p)
+	return securityHeaders(mux)
+}
+
+// registerDigestRoutes serves the pages ctwatch links to from its alerts:
 // the full hit list behind a digest, as HTML or (with ?format=json or an
 // Accept header asking for JSON) as the digest's JSON document.
-func newWebHandler(digests digestReader, logger *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
+func registerDigestRoutes(mux *http.ServeMux, digests digestReader, logger *slog.Logger) {
 	mux.HandleFunc("GET /digests/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d, err := digests.Get(r.Context(), r.PathValue("id"))
 		if errors.Is(err, alerting.ErrNoDigest) {
@@ -49,7 +62,6 @@ func newWebHandler(digests digestReader, logger *slog.Logger) http.Handler {
 			logger.Debug("web: write digest page", "err", err)
 		}
 	})
-	return securityHeaders(mux)
 }
 
 // securityHeaders keeps pages that show attacker-chosen text (certificate
@@ -82,12 +94,14 @@ var digestPage = template.Must(template.New("digest").Funcs(template.FuncMap{
 </body></html>
 `))
 
-// serveWeb listens on addr and serves h until ctx ends. The listener is
-// opened before serveWeb returns, so a port in use is a start-up error.
-func serveWeb(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) (func(), error) {
+// serveWeb listens on addr and serves h until the returned stop function
+// is called. The listener is opened before serveWeb returns, so a port in
+// use is a start-up error; the address returned is the listener's own,
+// which tells the port when addr asked for port 0.
+func serveWeb(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) (stop func(), listening net.Addr, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("web listener %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("web listener %s: %w", addr, err)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -110,5 +124,5 @@ func serveWeb(ctx context.Context, addr string, h http.Handler, logger *slog.Log
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		<-done
-	}, nil
+	}, ln.Addr(), nil
 }
