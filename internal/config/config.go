@@ -58,6 +58,7 @@ type Config struct {
 
 	Monitor Monitor
 	NATS    NATS
+	Cluster Cluster
 	Rules   Rules
 	// Sinks receive alerts, in file order; names are unique. Empty only
 	// when the configuration says so explicitly ("sinks: []").
@@ -158,6 +159,40 @@ type NATS struct {
 	// DedupeWindow is how long a hit's Msg-Id is remembered to drop
 	// duplicates; positive and not above StreamMaxAge when that is set.
 	DedupeWindow time.Duration
+	// Replicas is how many servers of a cluster keep a copy of the hit
+	// stream and of every bucket: from 1 to 5, and 1 without URL.
+	Replicas int
+
+	// The fields below are set only with URL: the embedded server takes
+	// no credentials. At most one authentication method is set (see
+	// AuthMethod); files were readable and well-formed at load time.
+
+	// User and Password authenticate with a user name; both or neither.
+	// Password came from password_env or password_file. Never log it.
+	User     string
+	Password string
+	// Token authenticates with a token, from token_env or token_file;
+	// "" for none. Never log it.
+	Token string
+	// CredsFile is a credentials file (user JWT and NKey seed); nats.go
+	// reads it again at every connection, so it can be rotated in place.
+	CredsFile string
+	// NKeySeedFile holds a user NKey seed (SU…), read at every connection
+	// too.
+	NKeySeedFile string
+	// TLS configures the connection; the zero value means TLS only when
+	// the URL or the server asks for it, checked against the system roots.
+	TLS TLS
+}
+
+// Cluster tunes how processes sharing one NATS (cluster) share the logs:
+// each log is tailed by the one process holding its lease.
+type Cluster struct {
+	// LeaseTTL is how long a lease lasts without renewal, so how long a
+	// log stays unfollowed after its process dies; leases are renewed
+	// every third of it. Every process on one NATS should use the same
+	// value. Always positive.
+	LeaseTTL time.Duration
 }
 
 // Rules says which rules run.
@@ -385,6 +420,12 @@ func (l *loader) checkEnvNames() {
 	slices.Sort(unknown)
 	for _, name := range unknown {
 		msg := name + ": unknown variable"
+		if known[name+"_ENV"] && known[name+"_FILE"] {
+			// CTWATCH_NATS_PASSWORD: a secret set directly.
+			msg += fmt.Sprintf(" (a secret is never set directly: name the variable holding it in %s_ENV, or a file in %s_FILE)", name, name)
+			l.add(Problem{Source: SourceEnvironment, Message: msg})
+			continue
+		}
 		best, bestDist := "", 3
 		for k := range known {
 			if d := editDistance(name, k); d < bestDist || (d == bestDist && k < best) {

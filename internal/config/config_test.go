@@ -115,10 +115,11 @@ func defaults() *Config {
 			VerifyEvery:      8192,
 			MaxBacklog:       1000000,
 		},
-		NATS:  NATS{StreamMaxAge: 720 * time.Hour, DedupeWindow: 24 * time.Hour},
-		Rules: Rules{Files: []string{}, Builtin: true},
-		Sinks: []Sink{sinkWithDefaults(Sink{Name: "stdout", Type: "stdout", Events: true})},
-		Web:   Web{Listen: "127.0.0.1:9464", StatusPage: true},
+		NATS:    NATS{StreamMaxAge: 720 * time.Hour, DedupeWindow: 24 * time.Hour, Replicas: 1},
+		Cluster: Cluster{LeaseTTL: 15 * time.Second},
+		Rules:   Rules{Files: []string{}, Builtin: true},
+		Sinks:   []Sink{sinkWithDefaults(Sink{Name: "stdout", Type: "stdout", Events: true})},
+		Web:     Web{Listen: "127.0.0.1:9464", StatusPage: true},
 	}
 }
 
@@ -216,6 +217,9 @@ nats:
   url: nats://10.0.0.1:4222, tls://10.0.0.2:4222
   stream_max_age: 0s
   dedupe_window: 2m
+  replicas: 3
+cluster:
+  lease_ttl: 2s
 rules:
   files: ["rules/*.yaml", /etc/ctwatch/extra.yaml]
 sinks:
@@ -243,7 +247,8 @@ sinks:
 				MonitoringURL: "https://mon.example/2025h2", Origin: "log.example/custom"},
 		},
 		Monitor: Monitor{PollInterval: time.Minute, BatchSize: 1000, Concurrency: 8, Rate: 0, Timeout: 5 * time.Second, MaxResponseBytes: 1024, VerifyEvery: 1, MaxBacklog: 0},
-		NATS:    NATS{URL: "nats://10.0.0.1:4222, tls://10.0.0.2:4222", StreamMaxAge: 0, DedupeWindow: 2 * time.Minute},
+		NATS:    NATS{URL: "nats://10.0.0.1:4222, tls://10.0.0.2:4222", StreamMaxAge: 0, DedupeWindow: 2 * time.Minute, Replicas: 3},
+		Cluster: Cluster{LeaseTTL: 2 * time.Second},
 		Rules:   Rules{Files: []string{"rules/*.yaml", "/etc/ctwatch/extra.yaml"}, Builtin: true},
 		Sinks: []Sink{
 			sinkWithDefaults(Sink{Name: "file", Type: "jsonl", Path: "./hits.jsonl", Events: true}),
@@ -304,6 +309,28 @@ func TestRegisterFlags(t *testing.T) {
 // prose comments ("  # Slack: …").
 var commentedSink = regexp.MustCompile(`(?m)^(  )#(- |  )`)
 
+// commentedNATS matches the example's commented-out nats settings: "#"
+// right before a key ("  #user: x") or a key of the tls section
+// ("  #  ca_file: x").
+var commentedNATS = regexp.MustCompile(`(?m)^  #((?:  )?[a-z_]+:)`)
+
+// uncommentNATS turns the commented-out nats settings into keys.
+func uncommentNATS(sec string) string { return commentedNATS.ReplaceAllString(sec, "  $1") }
+
+// inSection applies fn to the example's top-level section name only, from
+// its key to the next top-level key.
+func inSection(text, name string, fn func(string) string) string {
+	start := strings.Index(text, "\n"+name+":")
+	if start < 0 {
+		return text
+	}
+	end := len(text)
+	if m := regexp.MustCompile(`\n[a-z_]+:`).FindStringIndex(text[start+1:]); m != nil {
+		end = start + 1 + m[0]
+	}
+	return text[:start] + fn(text[start:end]) + text[end:]
+}
+
 // TestExample: the shipped example is valid and shows every key, counting
 // the commented-out sinks, which are valid too once uncommented but for
 // the files and the program that only exist on a real host.
@@ -321,7 +348,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uncommented := commentedSink.ReplaceAllString(string(data), "$1$2")
+	uncommented := inSection(string(data), "sinks", func(sec string) string { return commentedSink.ReplaceAllString(sec, "$1$2") })
 	if uncommented == string(data) {
 		t.Fatal("the example has no commented-out sinks")
 	}
@@ -346,8 +373,15 @@ func TestExample(t *testing.T) {
 		}
 	}
 
+	// The external NATS's settings are shown commented out too, but they
+	// exclude one another and need a server: only their keys are checked
+	// here (TestNATSExample loads them).
+	shown := inSection(uncommented, "nats", uncommentNATS)
+	if shown == uncommented {
+		t.Fatal("the example has no commented-out nats settings")
+	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(uncommented), &doc); err != nil {
+	if err := yaml.Unmarshal([]byte(shown), &doc); err != nil {
 		t.Fatal(err)
 	}
 	present := map[string]bool{}
@@ -500,6 +534,8 @@ func TestProblems(t *testing.T) {
 		{"negative duration from flag", input{args: []string{"--monitor-timeout=-5s"}}, "flag", "--monitor-timeout: must not be negative"},
 		{"bad duration from env", input{env: map[string]string{"CTWATCH_NATS_DEDUPE_WINDOW": "1 day"}}, "environment", `CTWATCH_NATS_DEDUPE_WINDOW: invalid duration "1 day"`},
 		{"dedupe window above max age", input{yaml: "nats:\n  stream_max_age: 1h\n  dedupe_window: 2h\n"}, "FILE:3", "nats.dedupe_window: 2h0m0s is longer than nats.stream_max_age"},
+		{"lease ttl too short", input{yaml: "cluster:\n  lease_ttl: 100ms\n"}, "FILE:2", "cluster.lease_ttl: 100ms is shorter than 300ms"},
+		{"zero lease ttl from env", input{env: map[string]string{"CTWATCH_CLUSTER_LEASE_TTL": "0s"}}, "environment", "CTWATCH_CLUSTER_LEASE_TTL: must be longer than 0"},
 		{"negative batch size", input{yaml: "monitor:\n  batch_size: -1\n"}, "FILE:2", "monitor.batch_size: must be at least 1, got -1"},
 		{"zero concurrency", input{yaml: "monitor:\n  concurrency: 0\n"}, "FILE:2", "monitor.concurrency: must be at least 1, got 0"},
 		{"fractional count", input{yaml: "monitor:\n  verify_every: 1.5\n"}, "FILE:2", "monitor.verify_every: must be a whole number, not 1.5"},

@@ -78,6 +78,12 @@ func (l *loader) decode() *Config {
 		l.problem("nats.dedupe_window", "nats.dedupe_window",
 			"%v is longer than nats.stream_max_age (%v); JetStream refuses that", n.DedupeWindow, n.StreamMaxAge)
 	}
+	l.natsSecurity(&cfg.NATS)
+
+	cfg.Cluster.LeaseTTL = l.dur("cluster.lease_ttl", false)
+	if ttl := cfg.Cluster.LeaseTTL; ttl > 0 && ttl < minLeaseTTL {
+		l.problem("cluster.lease_ttl", "cluster.lease_ttl", "%v is shorter than %v: renewals (every third of it) would not keep up", ttl, minLeaseTTL)
+	}
 
 	cfg.Rules.Files = l.stringList("rules.files")
 	if raw, ok := l.get("rules.builtin"); ok {
@@ -126,6 +132,10 @@ func (l *loader) str(key string) string {
 	s, _ := l.asString(key, key, raw)
 	return s
 }
+
+// minLeaseTTL is the shortest cluster.lease_ttl accepted: a renewal, a
+// round trip to NATS, must fit in a third of it with room to spare.
+const minLeaseTTL = 300 * time.Millisecond
 
 func (l *loader) dur(key string, zeroOK bool) time.Duration {
 	raw, ok := l.get(key)

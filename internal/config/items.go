@@ -277,6 +277,10 @@ func checkNATSURL(s string) error {
 	if err != nil {
 		return fmt.Errorf("invalid URL %q", truncate(s))
 	}
+	if u.User != nil {
+		// Not quoted: the URL holds a secret.
+		return errors.New("a URL with a user, password or token writes them in clear: use nats.user with nats.password_env or nats.password_file, or nats.token_env or nats.token_file")
+	}
 	switch u.Scheme {
 	case "nats", "tls", "ws", "wss":
 	default:

@@ -36,7 +36,7 @@ type setting struct {
 // It is a function, not a variable, so that nothing at package level can be
 // changed at run time.
 func settings() []setting {
-	return []setting{
+	return append([]setting{
 		{"data_dir", kindString, "./ctwatch-data", "data-dir", "directory for ctwatch's state (embedded NATS store, caches)"},
 		{"log_level", kindString, "info", "log-level", "log level: debug, info, warn or error"},
 		{"log_format", kindString, "text", "log-format", "log format: text or json"},
@@ -53,12 +53,14 @@ func settings() []setting {
 		{"nats.url", kindString, "", "nats-url", `NATS server URL(s), comma-separated; "" runs an embedded server under the data directory`},
 		{"nats.stream_max_age", kindDuration, "720h", "nats-stream-max-age", "how long hits are kept in the stream (0 = forever)"},
 		{"nats.dedupe_window", kindDuration, "24h", "nats-dedupe-window", "window in which a repeated hit is dropped"},
+		// nats.replicas, the credentials and TLS: natsSecuritySettings.
+		{"cluster.lease_ttl", kindDuration, "15s", "cluster-lease-ttl", "how long a log's lease lasts unrenewed: how soon another process takes over a dead one's logs"},
 		{"rules.files", kindStringList, []string{}, "rules", "rule files (glob patterns); repeat or comma-separate"},
 		{"rules.builtin", kindBool, true, "rules-builtin", "also run the built-in rules (interception and distrusted CA feeds)"},
 		{"web.listen", kindString, "127.0.0.1:9464", "web-listen", `host:port of ctwatch's HTTP server (metrics, health checks, status page, digest lists); "" runs none`},
 		{"web.external_url", kindString, "", "web-external-url", "URL users reach the HTTP server at, for links in alerts"},
 		{"web.status_page", kindBool, true, "web-status-page", "serve the status page (/, /status) and /api/status on web.listen"},
-	}
+	}, natsSecuritySettings()...)
 }
 
 // DefaultLogList is Chrome's published v3 log list, followed when no other
@@ -141,7 +143,8 @@ func fileSpec() *spec {
 	top["logs"] = &spec{shape: shapeItems, fields: leaves(
 		"name", "kind", "url", "key", "start", "monitoring_url", "origin", "concurrency", "rate", "batch_size")}
 	top["monitor"] = &spec{shape: shapeSection, fields: leaves("poll_interval", "batch_size", "concurrency", "rate", "timeout", "max_response_bytes", "verify_every", "max_backlog")}
-	top["nats"] = &spec{shape: shapeSection, fields: leaves("url", "stream_max_age", "dedupe_window")}
+	top["nats"] = natsSpec()
+	top["cluster"] = &spec{shape: shapeSection, fields: leaves("lease_ttl")}
 	top["rules"] = &spec{shape: shapeSection, fields: map[string]*spec{"files": {shape: shapeLeafList}, "builtin": {shape: shapeLeaf}}}
 	top["sinks"] = sinkItemSpec()
 	top["web"] = &spec{shape: shapeSection, fields: leaves("listen", "external_url", "status_page")}

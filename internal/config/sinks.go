@@ -766,9 +766,7 @@ func (it item) indirect(name string, clear bool, what string, check func(string)
 		it.l.problem(it.key, path, "must not be empty")
 		return "", false
 	}
-	var value, source string
-	switch key {
-	case name: // in clear
+	if key == name { // in clear
 		if check != nil {
 			if msg := check(ref); msg != "" {
 				// Written in clear, so it may be quoted.
@@ -777,34 +775,11 @@ func (it item) indirect(name string, clear bool, what string, check func(string)
 			}
 		}
 		return ref, true
-	case name + "_env":
-		if !validEnvName(ref) {
-			// Not quoted: people paste the secret itself here.
-			it.l.problem(it.key, path, "must be the name of an environment variable (letters, digits and _), not a value")
-			return "", false
-		}
-		it.l.envRefs[ref] = true
-		v, set := os.LookupEnv(ref)
-		switch {
-		case !set:
-			it.l.problem(it.key, path, "variable %s is not set", ref)
-			return "", false
-		case v == "":
-			it.l.problem(it.key, path, "variable %s is empty", ref)
-			return "", false
-		}
-		value, source = v, "variable "+ref
-	case name + "_file":
-		data, err := readSmallFile(ref, maxSecretFileBytes)
-		if err != nil {
-			it.l.problem(it.key, path, "%v", err)
-			return "", false
-		}
-		if value = strings.TrimRight(string(data), secretFileTrailingSpace); value == "" {
-			it.l.problem(it.key, path, "file %s is empty", ref)
-			return "", false
-		}
-		source = "file " + ref
+	}
+	value, source, msg := it.l.readRef(ref, key == name+"_file")
+	if msg != "" {
+		it.l.problem(it.key, path, "%s", msg)
+		return "", false
 	}
 	if check != nil {
 		// Checked values are addresses, where surrounding space is noise.
@@ -815,6 +790,39 @@ func (it item) indirect(name string, clear bool, what string, check func(string)
 		}
 	}
 	return value, true
+}
+
+// readRef reads what a *_env key (ref is a variable's name) or, when
+// isFile, a *_file key (ref is a path) refers to: the value and where it
+// came from ("variable X", "file F"). When it cannot, msg says why, never
+// quoting the value or ref when ref may be the value itself (a secret
+// pasted where a variable's name belongs). A file's trailing line break is
+// removed. Variables it reads are recorded as used, so that a CTWATCH_*
+// one is not reported unknown.
+func (l *loader) readRef(ref string, isFile bool) (value, source, msg string) {
+	if isFile {
+		data, err := readSmallFile(ref, maxSecretFileBytes)
+		if err != nil {
+			return "", "", err.Error()
+		}
+		if value = strings.TrimRight(string(data), secretFileTrailingSpace); value == "" {
+			return "", "", fmt.Sprintf("file %s is empty", ref)
+		}
+		return value, "file " + ref, ""
+	}
+	if !validEnvName(ref) {
+		// Not quoted: people paste the secret itself here.
+		return "", "", "must be the name of an environment variable (letters, digits and _), not a value"
+	}
+	l.envRefs[ref] = true
+	v, set := os.LookupEnv(ref)
+	switch {
+	case !set:
+		return "", "", fmt.Sprintf("variable %s is not set", ref)
+	case v == "":
+		return "", "", fmt.Sprintf("variable %s is empty", ref)
+	}
+	return v, "variable " + ref, ""
 }
 
 // withArticle puts "a" or "an" before a sink type.
@@ -889,37 +897,44 @@ func (it item) tls() TLS {
 		ServerName:         sub.str("server_name"),
 		InsecureSkipVerify: sub.boolean("insecure_skip_verify", false),
 	}
+	checkTLS(t, func(field, msg string) { it.l.problem(it.key, sub.path+"."+field, "%s", msg) })
+	return t
+}
+
+// checkTLS reports, through report with the field at fault (ca_file,
+// cert_file or key_file), what is wrong with t's files: unreadable, not
+// PEM, a certificate without its key. Sinks and NATS share it, so that
+// both read the same settings the same way.
+func checkTLS(t TLS, report func(field, msg string)) {
 	if t.CAFile != "" {
-		p := sub.path + ".ca_file"
 		if pem, err := readSmallFile(t.CAFile, maxTLSFileBytes); err != nil {
-			it.l.problem(it.key, p, "%v", err)
+			report("ca_file", err.Error())
 		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			it.l.problem(it.key, p, "no PEM certificate in %s", t.CAFile)
+			report("ca_file", "no PEM certificate in "+t.CAFile)
 		}
 	}
 	switch {
 	case t.CertFile != "" && t.KeyFile == "":
-		it.l.problem(it.key, sub.path+".cert_file", "needs key_file too")
+		report("cert_file", "needs key_file too")
 	case t.CertFile == "" && t.KeyFile != "":
-		it.l.problem(it.key, sub.path+".key_file", "needs cert_file too")
+		report("key_file", "needs cert_file too")
 	case t.CertFile != "":
 		certPEM, certErr := readSmallFile(t.CertFile, maxTLSFileBytes)
 		if certErr != nil {
-			it.l.problem(it.key, sub.path+".cert_file", "%v", certErr)
+			report("cert_file", certErr.Error())
 		}
 		keyPEM, keyErr := readSmallFile(t.KeyFile, maxTLSFileBytes)
 		if keyErr != nil {
-			it.l.problem(it.key, sub.path+".key_file", "%v", keyErr)
+			report("key_file", keyErr.Error())
 		}
 		if certErr == nil && keyErr == nil {
 			// crypto/tls's messages describe the PEM blocks, never
 			// their contents, so the key cannot leak through them.
 			if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-				it.l.problem(it.key, sub.path+".cert_file", "unusable client certificate and key: %s", strings.TrimPrefix(err.Error(), "tls: "))
+				report("cert_file", "unusable client certificate and key: "+strings.TrimPrefix(err.Error(), "tls: "))
 			}
 		}
 	}
-	return t
 }
 
 // email decodes an email sink's settings into s.

@@ -25,6 +25,7 @@ import (
 	"github.com/ctwatch/ctwatch/configs"
 	"github.com/ctwatch/ctwatch/event"
 	"github.com/ctwatch/ctwatch/internal/config"
+	"github.com/ctwatch/ctwatch/internal/lease"
 	"github.com/ctwatch/ctwatch/monitor"
 	"github.com/ctwatch/ctwatch/rules"
 )
@@ -36,6 +37,9 @@ type options struct {
 	reload      func() (*config.Config, error)
 	onReload    func(ReloadStatus)
 	onListening func(addr string)
+	// keepLeases leaves the leases held at shutdown to expire instead
+	// of giving them back: what a crash does, for tests.
+	keepLeases bool
 }
 
 // WithReload lets the daemon reload its configuration and rules on SIGHUP
@@ -76,7 +80,9 @@ type process struct {
 	issuers *rules.MemoryIssuers
 	matcher *ruleMatcher
 	sup     *supervisor
-	sinks   *sinkRunner
+	// leases shares the logs with the other processes on the same NATS.
+	leases *lease.Manager
+	sinks  *sinkRunner
 	// archive keeps digests for the web server; nil without one.
 	archive *alerting.KVArchive
 	cfg     atomic.Pointer[config.Config]
@@ -136,12 +142,12 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	defer shutdownNATS()
 	p.nc = nc
 
-	p.bus, err = alerting.Open(ctx, nc, alerting.StreamConfig{MaxAge: cfg.NATS.StreamMaxAge, Duplicates: cfg.NATS.DedupeWindow})
+	p.bus, err = alerting.Open(ctx, nc, streamConfig(cfg.NATS))
 	if err != nil {
 		return fmt.Errorf("open hit stream: %w", err)
 	}
 
-	issuerStore, err := openIssuerStore(ctx, p.bus.JetStream(), issuers, logger)
+	issuerStore, err := openIssuerStore(ctx, p.bus.JetStream(), issuers, cfg.NATS.Replicas, logger)
 	if err != nil {
 		return err
 	}
@@ -149,7 +155,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	if cfg.Web.Listen != "" {
 		// Without an external URL there is no address to give people
 		// that is known to reach this server: digests carry no link.
-		p.archive, err = alerting.OpenArchive(ctx, p.bus.JetStream(), cfg.Web.ExternalURL, cfg.NATS.StreamMaxAge, 0)
+		p.archive, err = alerting.OpenArchive(ctx, p.bus.JetStream(), cfg.Web.ExternalURL, cfg.NATS.StreamMaxAge, cfg.NATS.Replicas)
 		if err != nil {
 			return err
 		}
@@ -179,6 +185,14 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 		errc:        p.errc,
 		running:     map[string]*runningTailer{},
 	}
+	// With an embedded server, which listens on no port, no other process
+	// can share the logs: leases a crashed previous run left are taken at
+	// once instead of after they expire.
+	p.leases, err = lease.Open(ctx, p.bus.JetStream(), lease.Config{TTL: cfg.Cluster.LeaseTTL, Replicas: cfg.NATS.Replicas, Exclusive: cfg.NATS.URL == "", Logger: logger}, p.sup)
+	if err != nil {
+		return err
+	}
+	p.sup.leases = p.leases
 	if cfg.Web.Listen != "" {
 		// Now that every part the pages read is in place, and before any
 		// tailer runs: a listener that cannot open stops the start cleanly.
@@ -196,13 +210,18 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	issuersDone.Go(func() { issuerStore.run(issuersCtx) })
 	defer func() { stopIssuers(); issuersDone.Wait() }()
 	p.sup.apply(logs)
+	// The first round before anything else, so that a lone process
+	// follows its logs at once.
+	p.leases.Round(runCtx)
+	var leasesDone sync.WaitGroup
+	leasesDone.Go(func() { p.leases.Run(runCtx) })
 	if src := listSource(cfg, logger); src != nil && isURL(cfg.LogList) && cfg.LogListRefresh > 0 {
 		go p.sup.refresh(src, cfg, cfg.LogListRefresh)
 	}
 	if o.reload != nil {
 		go p.watchReload(runCtx, o.reload, subscribeSIGHUP())
 	}
-	logger.Info("ctwatch running", "logs", len(logs), "rules", len(engine.Rules()), "sinks", len(cfg.Sinks), "data_dir", cfg.DataDir)
+	logger.Info("ctwatch running", "logs", len(logs), "leased", len(p.leases.Held()), "owner", p.leases.Owner(), "rules", len(engine.Rules()), "sinks", len(cfg.Sinks), "data_dir", cfg.DataDir)
 
 	var runErr error
 	select {
@@ -213,7 +232,15 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	}
 	// Tailers first: after this no new hit is published.
 	stopTailers()
+	// No lease taken after this, so no tailer started.
+	leasesDone.Wait()
 	p.sup.wait()
+	if !o.keepLeases {
+		// Let peers take this process's logs at once.
+		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		p.leases.Release(releaseCtx)
+		cancel()
+	}
 	// Matching has stopped: store the last new issuer keys.
 	stopIssuers()
 	issuersDone.Wait()
@@ -228,9 +255,9 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 // returns a function that closes the connection before the server.
 func connectNATS(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*nats.Conn, func(), error) {
 	if cfg.NATS.URL != "" {
-		nc, err := alerting.Connect(ctx, cfg.NATS.URL)
+		nc, err := connectExternal(ctx, cfg.NATS)
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect to nats %s: %w", cfg.NATS.URL, err)
+			return nil, nil, err
 		}
 		return nc, func() { _ = nc.Drain(); nc.Close() }, nil
 	}

@@ -88,10 +88,19 @@ func (p *process) readiness(now time.Time) []readinessCheck {
 
 	cfg := p.config()
 	var followed []tailerStatus
+	var listed int
 	if p.sup != nil {
 		followed = p.sup.snapshot()
+		listed = p.sup.listed()
+		if p.leases != nil && !p.leases.Shared() {
+			// Until the first lease round it is not known which logs
+			// are ours: every one is starting.
+			followed = p.sup.pending(followed)
+		}
 	}
-	if configured := cfg.LogList != "" || len(cfg.Logs) > 0; len(followed) == 0 && configured {
+	// With leases a live process may hold no log (more processes than
+	// logs): what must not be empty is the list.
+	if configured := cfg.LogList != "" || len(cfg.Logs) > 0; len(followed) == 0 && listed == 0 && configured {
 		check("logs", "no log followed, although log_list or logs configures some")
 	} else {
 		check("logs", "")

@@ -48,14 +48,15 @@ type issuerStore struct {
 	pending []cert.Hash
 }
 
-// openIssuerStore creates (or opens) the bucket and teaches mem every key
-// stored in it.
-func openIssuerStore(ctx context.Context, js jetstream.JetStream, mem *rules.MemoryIssuers, logger *slog.Logger) (*issuerStore, error) {
+// openIssuerStore creates (or opens) the bucket, with replicas copies on a
+// cluster (0 means 1), and teaches mem every key stored in it.
+func openIssuerStore(ctx context.Context, js jetstream.JetStream, mem *rules.MemoryIssuers, replicas int, logger *slog.Logger) (*issuerStore, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      IssuersBucket,
 		Description: "ctwatch issuer keys seen, for new_issuer rules",
 		History:     1,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", IssuersBucket, err)

@@ -117,20 +117,49 @@ type supervisor struct {
 	checkpoints monitor.CheckpointStore
 	client      *http.Client
 	errc        chan<- error
+	// leases, when set, decides which of the followed logs this process
+	// tails (the ones whose lease it holds, through Acquired and Lost);
+	// nil tails them all. Set before apply is first called.
+	leases logSharer
 
 	mu      sync.Mutex
 	running map[string]*runningTailer
-	wg      sync.WaitGroup
+	// want is the followed logs by key, whether tailed here or not.
+	want map[string]monitor.Log
+	wg   sync.WaitGroup
 }
 
-// apply makes the running set of tailers equal to logs.
+// logSharer shares the followed logs with the other processes on the same
+// NATS: implemented by *lease.Manager.
+type logSharer interface {
+	// SetKeys says which logs (hex IDs) are followed.
+	SetKeys(keys []string)
+	// Drop says the tailer of key stopped because another process
+	// fenced its checkpoint.
+	Drop(key string)
+}
+
+// checkpointFencer is a checkpoint store that can take a log's checkpoint
+// over from a previous owner (monitor.KVCheckpoints).
+type checkpointFencer interface {
+	Fence(ctx context.Context, logID string, epoch uint64) error
+}
+
+// apply makes the followed logs equal to logs: tailers of logs that left
+// are stopped; new logs are tailed at once without leases, or offered to
+// the lease manager with them.
 func (s *supervisor) apply(logs []monitor.Log) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	want := map[string]monitor.Log{}
+	keys := make([]string, 0, len(logs))
 	for _, l := range logs {
-		want[hex.EncodeToString(l.ID[:])] = l
+		id := hex.EncodeToString(l.ID[:])
+		if _, dup := want[id]; !dup {
+			keys = append(keys, id)
+		}
+		want[id] = l
 	}
+	s.want = want
 	for id, rt := range s.running {
 		if _, ok := want[id]; !ok {
 			s.logger.Info("log left the list; stopping its tailer", "log", rt.log.Name)
@@ -139,14 +168,68 @@ func (s *supervisor) apply(logs []monitor.Log) {
 			delete(s.running, id)
 		}
 	}
-	for id, l := range want {
-		if _, ok := s.running[id]; ok {
-			continue
-		}
-		if err := s.start(id, l); err != nil {
-			s.logger.Error("cannot follow log", "log", l.Name, "err", err)
+	if s.leases == nil {
+		for id, l := range want {
+			if _, ok := s.running[id]; ok {
+				continue
+			}
+			if err := s.start(id, l); err != nil {
+				s.logger.Error("cannot follow log", "log", l.Name, "err", err)
+			}
 		}
 	}
+	s.mu.Unlock()
+	if s.leases != nil {
+		// Outside the lock: the manager calls Acquired and Lost.
+		s.leases.SetKeys(keys)
+	}
+}
+
+// Acquired starts tailing the log key now that this process holds its
+// lease at epoch: first it fences the log's checkpoint, so that a previous
+// owner still running can no longer save it, then starts the tailer, which
+// loads the checkpoint as fenced. It implements lease.Holder.
+func (s *supervisor) Acquired(ctx context.Context, key string, epoch uint64) error {
+	s.mu.Lock()
+	l, ok := s.want[key]
+	_, running := s.running[key]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("log %s is not followed", key)
+	}
+	if running {
+		return nil
+	}
+	if f, ok := s.checkpoints.(checkpointFencer); ok {
+		if err := f.Fence(ctx, key, epoch); err != nil {
+			return fmt.Errorf("log %s: %w", l.Name, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.running[key]; ok {
+		return nil
+	}
+	if s.ctx.Err() != nil {
+		return s.ctx.Err()
+	}
+	s.logger.Info("lease taken; following log", "log", l.Name, "epoch", epoch)
+	return s.start(key, l)
+}
+
+// Lost stops the tailer of key, if any, and waits for it: this process no
+// longer holds the log's lease. It implements lease.Holder.
+func (s *supervisor) Lost(key string) {
+	s.mu.Lock()
+	rt, ok := s.running[key]
+	delete(s.running, key)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	s.logger.Info("lease lost or given back; stopping the log's tailer", "log", rt.log.Name)
+	rt.stop()
+	<-rt.done
 }
 
 func (s *supervisor) start(id string, l monitor.Log) error {
@@ -188,8 +271,23 @@ func (s *supervisor) start(id string, l monitor.Log) error {
 	rt := &runningTailer{log: l, t: t, stop: cancel, done: make(chan struct{})}
 	s.running[id] = rt
 	s.wg.Go(func() {
-		defer close(rt.done)
-		if err := t.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		err := t.Run(ctx)
+		close(rt.done)
+		switch {
+		case err == nil || errors.Is(err, context.Canceled):
+		case errors.Is(err, monitor.ErrFenced):
+			// Another process took the log over: stop tailing it, keep
+			// the daemon and the other logs running.
+			s.logger.Warn("another process took the log over; stopped its tailer", "log", l.Name, "err", err)
+			s.mu.Lock()
+			if s.running[id] == rt {
+				delete(s.running, id)
+			}
+			s.mu.Unlock()
+			if s.leases != nil {
+				s.leases.Drop(id)
+			}
+		default:
 			select {
 			case s.errc <- err:
 			default:
@@ -231,6 +329,33 @@ func (s *supervisor) snapshot() []tailerStatus {
 	out := make([]tailerStatus, 0, len(s.running))
 	for _, rt := range s.running {
 		out = append(out, tailerStatus{Log: rt.log, Stats: rt.t.Stats()})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b tailerStatus) int { return strings.Compare(a.Log.Name, b.Log.Name) })
+	return out
+}
+
+// listed returns how many logs are followed, tailed here or not. Safe for
+// concurrent use.
+func (s *supervisor) listed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.want)
+}
+
+// pending adds to tailed (a snapshot) the followed logs not tailed here,
+// with zero stats, sorted by name like snapshot. Safe for concurrent use.
+func (s *supervisor) pending(tailed []tailerStatus) []tailerStatus {
+	have := map[string]bool{}
+	for _, ts := range tailed {
+		have[hex.EncodeToString(ts.Log.ID[:])] = true
+	}
+	out := slices.Clone(tailed)
+	s.mu.Lock()
+	for id, l := range s.want {
+		if !have[id] {
+			out = append(out, tailerStatus{Log: l})
+		}
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b tailerStatus) int { return strings.Compare(a.Log.Name, b.Log.Name) })

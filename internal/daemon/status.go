@@ -318,7 +318,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ale
 		unlock()
 		return nil, nil, err
 	}
-	bus, err := alerting.Open(ctx, nc, alerting.StreamConfig{MaxAge: cfg.NATS.StreamMaxAge, Duplicates: cfg.NATS.DedupeWindow})
+	bus, err := alerting.Open(ctx, nc, streamConfig(cfg.NATS))
 	if err != nil {
 		shutdown()
 		unlock()
