@@ -226,9 +226,10 @@ func (d *Dispatcher) Add(name string, n Notifier, opts SinkOptions) error {
 }
 
 // Run creates or updates every sink's consumer, then delivers until ctx is
-// cancelled. It returns an error if there is no sink or a consumer cannot be
-// set up; later failures (a lost connection, a deleted consumer) are logged
-// and retried. Within half a second of ctx's cancellation it stops fetching;
+// cancelled. It returns an error if there is no sink or the server refuses
+// a consumer; a consumer that cannot be set up for now (a timeout while the
+// cluster elects a leader), and later failures (a lost connection, a
+// deleted consumer), are logged and retried by that sink alone. Within half a second of ctx's cancellation it stops fetching;
 // it then lets deliveries in progress finish (see SinkOptions.ShutdownGrace)
 // or hands their messages back for immediate redelivery, as it does with
 // the hits waiting in groups, and returns nil. Run may be called once.
@@ -255,9 +256,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	consumers := make([]jetstream.Consumer, len(sinks))
 	for i, s := range sinks {
 		c, err := d.ensureConsumer(ctx, s)
-		if err != nil {
+		if err != nil && !Transient(err) {
 			return err
 		}
+		// A transient failure (a cluster electing a leader) is the sink
+		// loop's to retry: it must delay this sink, not stop the process.
 		consumers[i] = c
 	}
 	var wg sync.WaitGroup
@@ -389,6 +392,20 @@ func (d *Dispatcher) runSink(ctx context.Context, s *sink, c jetstream.Consumer)
 	}()
 
 	failures := 0
+	for c == nil && ctx.Err() == nil {
+		failures++
+		delay := backoff(uint64(failures), s.opts.MinBackoff, s.opts.MaxBackoff)
+		if !wait(ctx, delay) {
+			return
+		}
+		nc, err := d.ensureConsumer(ctx, s)
+		if err != nil {
+			s.logger.Warn("sink consumer set-up failed; retrying", "attempt", failures, "retry_in", delay, "err", err)
+			continue
+		}
+		c = nc
+	}
+	failures = 0
 	for ctx.Err() == nil {
 		for _, members := range g.takeDue(time.Now()) {
 			d.deliverGroup(ctx, s, k, members)

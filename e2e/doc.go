@@ -13,4 +13,10 @@
 // Set CTWATCHTEST_E2E_SKIP_RFC6962=1 to skip the test that needs the real RFC
 // 6962 log (for a machine without root or apt); every other failure to start
 // a peer fails the test.
+//
+// The reliability suite (a three-node nats-server cluster, three ctwatch
+// processes, both real logs with 20,000 entries, SIGKILLs and a NATS node
+// restart; docs/reliability.md) has the extra tag reliability:
+//
+//	go test -tags e2e,reliability -run TestReliability ./e2e/
 package e2e

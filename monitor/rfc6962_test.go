@@ -28,13 +28,14 @@ import (
 // the JetStream-backed ones where the tailer can tell: hits dedupe by ID and
 // a checkpoint is visible once saved. Every change wakes waiters.
 type recorder struct {
-	mu       sync.Mutex
-	changed  chan struct{}
-	hitIDs   map[string]bool
-	hits     []event.Hit // in publish order, deduplicated
-	events   []event.LogEvent
-	cps      map[string]*monitor.Checkpoint
-	failSave error
+	mu          sync.Mutex
+	changed     chan struct{}
+	hitIDs      map[string]bool
+	hits        []event.Hit // in publish order, deduplicated
+	events      []event.LogEvent
+	cps         map[string]*monitor.Checkpoint
+	failSave    error
+	failPublish error
 }
 
 func newRecorder() *recorder {
@@ -49,6 +50,9 @@ func (r *recorder) notify() {
 func (r *recorder) PublishHits(_ context.Context, hits []event.Hit) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failPublish != nil {
+		return r.failPublish
+	}
 	for _, h := range hits {
 		if !r.hitIDs[h.ID] {
 			r.hitIDs[h.ID] = true
@@ -609,15 +613,45 @@ func TestTailerCountsMalformedEntries(t *testing.T) {
 	}
 }
 
-func TestTailerStopsWhenCheckpointsFail(t *testing.T) {
-	f := newFixture(t)
-	f.add(t, 10)
-	f.log.Publish()
-	f.rec.failSave = errors.New("disk on fire")
-	tl := f.tailer(t, zero(), fastOpts(), nil)
-	err := tl.Run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
-		t.Fatalf("Run = %v, want the storage error", err)
+// Our own storage failing (NATS restarting, a leader election) holds the
+// tailer where it is: it retries, reports the error in Stats, and goes on
+// once storage works again, skipping nothing.
+func TestTailerHoldsWhileStorageFails(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(r *recorder, err error)
+	}{
+		{"checkpoint save", func(r *recorder, err error) { r.failSave = err }},
+		{"publish", func(r *recorder, err error) { r.failPublish = err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			watched := f.add(t, 40)
+			f.log.Publish()
+			f.rec.mu.Lock()
+			tc.fail(f.rec, errors.New("disk on fire"))
+			f.rec.mu.Unlock()
+			tl := f.tailer(t, zero(), fastOpts(), nil)
+			stop := run(t, tl)
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(tl.Stats().LastError, "disk on fire") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no storage error in Stats: %q", tl.Stats().LastError)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if cp := f.rec.current(); cp != nil && cp.NextIndex > 0 {
+				t.Fatalf("advanced to %d while storage failed", cp.NextIndex)
+			}
+			f.rec.mu.Lock()
+			tc.fail(f.rec, nil)
+			f.rec.mu.Unlock()
+			f.rec.await(t, "catch-up after storage recovered", func() bool { cp := f.rec.checkpoint(); return cp != nil && cp.NextIndex == 40 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			checkHits(t, f.rec, watched)
+		})
 	}
 }
 

@@ -104,8 +104,9 @@ func newTailer(l *Log, base string, cfg TailerConfig) (*tailer, any, error) {
 	return t, pub, nil
 }
 
-// fatalError marks failures of our own storage, after which the tailer
-// must stop rather than risk advancing past unpublished hits.
+// fatalError marks failures after which the tailer must stop rather than
+// risk advancing past unpublished hits: a checkpoint another process now
+// owns (ErrFenced), or a stored state that cannot be right.
 type fatalError struct{ err error }
 
 func (e *fatalError) Error() string { return e.err.Error() }
@@ -138,11 +139,19 @@ func (t *tailer) Stats() Stats {
 }
 
 // Run follows the log until ctx ends, then returns ctx's error. Failures of
-// the log (unreachable, misbehaving) are reported as events and retried;
-// Run returns early only when the checkpoint store or publisher fails, since
-// continuing then could lose hits.
+// the log (unreachable, misbehaving) are reported as events and retried, and
+// so are failures to publish or to store a checkpoint (NATS restarting,
+// a cluster electing a leader): the tailer holds its position until they
+// pass. Run returns early only when its checkpoint was taken over by
+// another process (an error wrapping ErrFenced) or its stored state is
+// invalid.
 func (t *tailer) run(ctx context.Context, step func(context.Context, *Checkpoint) (*Checkpoint, error)) error {
-	cp, err := t.cfg.Checkpoints.Load(ctx, t.key)
+	var cp *Checkpoint
+	err := t.durably(ctx, "load checkpoint", func(ctx context.Context) error {
+		var err error
+		cp, err = t.cfg.Checkpoints.Load(ctx, t.key)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("log %s: load checkpoint: %w", t.log.Name, err)
 	}
@@ -183,24 +192,61 @@ func (t *tailer) run(ctx context.Context, step func(context.Context, *Checkpoint
 }
 
 // commit publishes verified hits and malformed-entry events durably. It is
-// the step that must finish before a checkpoint may move past them.
+// the step that must finish before a checkpoint may move past them, so it
+// retries until the publisher takes them (publishing again is harmless:
+// the IDs dedupe) or ctx ends.
 func (t *tailer) commit(ctx context.Context, hits []event.Hit, events []event.LogEvent) error {
 	if len(hits) > 0 {
-		if err := t.cfg.Publisher.PublishHits(ctx, hits); err != nil {
+		if err := t.durably(ctx, fmt.Sprintf("publish %d hits", len(hits)), func(ctx context.Context) error {
+			return t.cfg.Publisher.PublishHits(ctx, hits)
+		}); err != nil {
 			return &fatalError{fmt.Errorf("publish %d hits: %w", len(hits), err)}
 		}
 		t.hits.Add(uint64(len(hits)))
 	}
 	for _, ev := range events {
-		if err := t.cfg.Publisher.PublishEvent(ctx, ev); err != nil {
+		if err := t.durably(ctx, "publish event", func(ctx context.Context) error {
+			return t.cfg.Publisher.PublishEvent(ctx, ev)
+		}); err != nil {
 			return &fatalError{fmt.Errorf("publish event: %w", err)}
 		}
 	}
 	return nil
 }
 
+// Bounds of the backoff between attempts of a write to NATS.
+const (
+	storageMinBackoff = 250 * time.Millisecond
+	storageMaxBackoff = 30 * time.Second
+)
+
+// durably runs fn, a write to (or read from) our own storage, until it
+// succeeds, ctx ends, or it fails with ErrFenced, which no retry can fix.
+// In between it logs, records the error for Stats and backs off: a NATS
+// server restarting or a cluster electing a leader should delay the log,
+// not stop the process.
+func (t *tailer) durably(ctx context.Context, what string, fn func(context.Context) error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrFenced) || ctx.Err() != nil {
+			return err
+		}
+		delay := backoff(attempt, storageMinBackoff, storageMaxBackoff)
+		t.logger.Warn(what+" failed; holding the position and retrying", "attempt", attempt+1, "retry_in", delay, "err", err)
+		t.noteError(fmt.Errorf("%s: %w", what, err))
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
+	}
+}
+
 func (t *tailer) save(ctx context.Context, cp *Checkpoint) error {
-	if err := t.cfg.Checkpoints.Save(ctx, t.key, cp); err != nil {
+	if err := t.durably(ctx, "save checkpoint", func(ctx context.Context) error {
+		return t.cfg.Checkpoints.Save(ctx, t.key, cp)
+	}); err != nil {
 		return &fatalError{fmt.Errorf("save checkpoint: %w", err)}
 	}
 	t.nextIndex.Store(cp.NextIndex)

@@ -142,21 +142,31 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	defer shutdownNATS()
 	p.nc = nc
 
-	p.bus, err = alerting.Open(ctx, nc, streamConfig(cfg.NATS))
-	if err != nil {
+	// Each JetStream set-up call is retried while it fails transiently:
+	// several processes creating a replicated stream at once, or a cluster
+	// electing a leader, take a few seconds, not a restart.
+	if err := retryTransient(ctx, logger, "open hit stream", func(ctx context.Context) (err error) {
+		p.bus, err = alerting.Open(ctx, nc, streamConfig(cfg.NATS))
+		return err
+	}); err != nil {
 		return fmt.Errorf("open hit stream: %w", err)
 	}
 
-	issuerStore, err := openIssuerStore(ctx, p.bus.JetStream(), issuers, cfg.NATS.Replicas, logger)
-	if err != nil {
+	var issuersKV *issuerStore
+	if err := retryTransient(ctx, logger, "open issuer bucket", func(ctx context.Context) (err error) {
+		issuersKV, err = openIssuerStore(ctx, p.bus.JetStream(), issuers, cfg.NATS.Replicas, logger)
+		return err
+	}); err != nil {
 		return err
 	}
 
 	if cfg.Web.Listen != "" {
 		// Without an external URL there is no address to give people
 		// that is known to reach this server: digests carry no link.
-		p.archive, err = alerting.OpenArchive(ctx, p.bus.JetStream(), cfg.Web.ExternalURL, cfg.NATS.StreamMaxAge, cfg.NATS.Replicas)
-		if err != nil {
+		if err := retryTransient(ctx, logger, "open digest bucket", func(ctx context.Context) (err error) {
+			p.archive, err = alerting.OpenArchive(ctx, p.bus.JetStream(), cfg.Web.ExternalURL, cfg.NATS.StreamMaxAge, cfg.NATS.Replicas)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
@@ -188,8 +198,10 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	// With an embedded server, which listens on no port, no other process
 	// can share the logs: leases a crashed previous run left are taken at
 	// once instead of after they expire.
-	p.leases, err = lease.Open(ctx, p.bus.JetStream(), lease.Config{TTL: cfg.Cluster.LeaseTTL, Replicas: cfg.NATS.Replicas, Exclusive: cfg.NATS.URL == "", Logger: logger}, p.sup)
-	if err != nil {
+	if err := retryTransient(ctx, logger, "open lease buckets", func(ctx context.Context) (err error) {
+		p.leases, err = lease.Open(ctx, p.bus.JetStream(), lease.Config{TTL: cfg.Cluster.LeaseTTL, Replicas: cfg.NATS.Replicas, Exclusive: cfg.NATS.URL == "", Logger: logger}, p.sup)
+		return err
+	}); err != nil {
 		return err
 	}
 	p.sup.leases = p.leases
@@ -207,7 +219,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...O
 	}
 	issuersCtx, stopIssuers := context.WithCancel(context.WithoutCancel(ctx))
 	var issuersDone sync.WaitGroup
-	issuersDone.Go(func() { issuerStore.run(issuersCtx) })
+	issuersDone.Go(func() { issuersKV.run(issuersCtx) })
 	defer func() { stopIssuers(); issuersDone.Wait() }()
 	p.sup.apply(logs)
 	// The first round before anything else, so that a lone process
@@ -367,4 +379,31 @@ func listSource(cfg *config.Config, logger *slog.Logger) *monitor.LogListSource 
 		return nil
 	}
 	return monitor.NewLogListSource(cfg.LogList, &http.Client{Timeout: 30 * time.Second}, logger, configs.LogList())
+}
+
+// startupPatience bounds how long a set-up call is retried at start: long
+// enough for a cluster to elect leaders or a peer to finish creating the
+// stream, short enough that a NATS that never answers ends in an error a
+// supervisor reports.
+const startupPatience = 2 * time.Minute
+
+// retryTransient runs fn until it succeeds, fails with an error that
+// retrying cannot fix (see alerting.Transient), ctx ends, or
+// startupPatience has passed; it returns fn's last error then.
+func retryTransient(ctx context.Context, logger *slog.Logger, what string, fn func(context.Context) error) error {
+	deadline := time.Now().Add(startupPatience)
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil || !alerting.Transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		logger.Warn(what+" failed; retrying", "attempt", attempt, "retry_in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
 }
