@@ -656,7 +656,7 @@ func TestTailerHoldsWhileStorageFails(t *testing.T) {
 }
 
 // testLogger discards logs unless CTWATCHTEST_TEST_LOG is set.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("CTWATCHTEST_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

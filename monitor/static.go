@@ -30,6 +30,10 @@ const (
 	// maxIssuers bounds the issuer cache. Real logs have a few hundred
 	// issuers; a log that serves more only costs us refetches.
 	maxIssuers = 4096
+	// maxIssuerBytes bounds the issuer cache by size too: a count alone
+	// lets a hostile log park 4096 bodies of up to MaxResponseBytes each
+	// (64 GiB at the default cap). Real issuers are a few KiB.
+	maxIssuerBytes = 8 << 20
 )
 
 // StaticTailer follows one static-ct-api (tiled) log, as RFC6962Tailer
@@ -45,8 +49,9 @@ type StaticTailer struct {
 	tiles    *staticTiles
 	client   *torchwood.Client
 
-	issuerMu sync.Mutex
-	issuers  map[cert.Hash][]byte
+	issuerMu    sync.Mutex
+	issuers     map[cert.Hash][]byte
+	issuerBytes int // total size of the cached issuers
 }
 
 // NewStaticTailer checks the log's key and origin and returns a tailer
@@ -379,10 +384,14 @@ func (t *StaticTailer) issuer(ctx context.Context, fp cert.Hash) ([]byte, error)
 		return nil, fmt.Errorf("issuer %s: the log served a certificate with another hash", fp)
 	}
 	t.issuerMu.Lock()
-	if len(t.issuers) >= maxIssuers {
+	if len(t.issuers) >= maxIssuers || t.issuerBytes+len(der) > maxIssuerBytes {
 		clear(t.issuers)
+		t.issuerBytes = 0
 	}
-	t.issuers[fp] = der
+	if len(der) <= maxIssuerBytes {
+		t.issuers[fp] = der
+		t.issuerBytes += len(der)
+	}
 	t.issuerMu.Unlock()
 	return der, nil
 }
