@@ -118,12 +118,6 @@ const (
 	maxDescription = 8192
 )
 
-// Header names of a delivery; see alerting.Message.ID.
-const (
-	IDHeader          = "X-Ctwatch-Id"
-	IdempotencyHeader = "Idempotency-Key"
-)
-
 // Config says where and how to deliver. The loader resolves url /
 // url_env / url_file into URL before New sees it.
 type Config struct {
@@ -207,7 +201,7 @@ func New(cfg Config) (*Notifier, error) {
 		if !httpguts.ValidHeaderFieldName(name) {
 			return nil, fmt.Errorf("alertmanager: invalid header name %q", name)
 		}
-		if canon == "Content-Type" || canon == IdempotencyHeader || strings.HasPrefix(canon, "X-Ctwatch-") {
+		if canon == "Content-Type" || canon == httpsink.IdempotencyKeyHeader || strings.HasPrefix(canon, "X-Ctwatch-") {
 			return nil, fmt.Errorf("alertmanager: header %s is set by ctwatch", canon)
 		}
 		for _, v := range values {
@@ -277,8 +271,8 @@ func (n *Notifier) Notify(ctx context.Context, m *alerting.Message) error {
 		header = http.Header{}
 	}
 	header.Set("Content-Type", "application/json")
-	header.Set(IDHeader, id)
-	header.Set(IdempotencyHeader, id)
+	header.Set(httpsink.IDHeader, id)
+	header.Set(httpsink.IdempotencyKeyHeader, id)
 	if err := n.poster.Post(ctx, body, header); err != nil {
 		return fmt.Errorf("alertmanager: %w", err)
 	}

@@ -27,6 +27,14 @@ import (
 	"github.com/ctwatch/ctwatch/alerting"
 )
 
+// Headers every HTTP integration sets on a delivery. Both carry the hit's,
+// event's or digest's ID: IDHeader under ctwatch's name, IdempotencyKeyHeader
+// under the name many services deduplicate on.
+const (
+	IDHeader             = "X-Ctwatch-Id"
+	IdempotencyKeyHeader = "Idempotency-Key"
+)
+
 const (
 	// DefaultTimeout bounds one request, from dialling to the end of the
 	// response body.

@@ -53,14 +53,6 @@ import (
 	"github.com/ctwatch/ctwatch/event"
 )
 
-// Header names of a delivery. Slack ignores them; they are there so that a
-// proxy or a Slack-compatible receiver (Mattermost, Rocket.Chat) can drop
-// duplicates the same way as a webhook receiver.
-const (
-	IDHeader          = "X-Ctwatch-Id"
-	IdempotencyHeader = "Idempotency-Key"
-)
-
 // Slack's documented limits on a Block Kit message. They are counted in
 // characters; we count UTF-16 code units, which is never less, so a text
 // within our count is within Slack's whichever way it counts.
@@ -142,9 +134,11 @@ func (n *Notifier) Notify(ctx context.Context, m *alerting.Message) error {
 		return fmt.Errorf("slack: encode: %w", err)
 	}
 	header := http.Header{
-		"Content-Type":    {"application/json"},
-		IDHeader:          {id},
-		IdempotencyHeader: {id},
+		"Content-Type": {"application/json"},
+		// Slack ignores these; a proxy or a Slack-compatible receiver
+		// (Mattermost, Rocket.Chat) can drop duplicates with them.
+		httpsink.IDHeader:             {id},
+		httpsink.IdempotencyKeyHeader: {id},
 	}
 	if err := n.poster.Post(ctx, body, header); err != nil {
 		return fmt.Errorf("slack: %w", err)

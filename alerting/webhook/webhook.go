@@ -46,10 +46,10 @@ import (
 // Header names of a delivery. They are part of the external contract.
 const (
 	// IDHeader carries the message's ID, the receiver's idempotency key.
-	IDHeader = "X-Ctwatch-Id"
+	IDHeader = httpsink.IDHeader
 	// IdempotencyKeyHeader carries the ID again, under the name that
 	// services with built-in deduplication look for.
-	IdempotencyKeyHeader = "Idempotency-Key"
+	IdempotencyKeyHeader = httpsink.IdempotencyKeyHeader
 	// KindHeader says what the body is: "hit", "event" or "digest".
 	KindHeader = "X-Ctwatch-Kind"
 	// TestHeader is "true" on a test alert from `ctwatch sinks test`, which

@@ -9,12 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ctwatch/ctwatch/internal/config"
 	"github.com/ctwatch/ctwatch/internal/daemon"
+	"github.com/ctwatch/ctwatch/internal/natstest"
 	"github.com/ctwatch/ctwatch/internal/testca"
 	"github.com/ctwatch/ctwatch/monitor/ctlogtest"
 )
@@ -32,15 +30,7 @@ type shared struct {
 
 func newShared(t *testing.T, nlogs int) *shared {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	srv := natstest.Start(t, nil)
 	ca, err := testca.New("lease test")
 	if err != nil {
 		t.Fatal(err)

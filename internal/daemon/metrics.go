@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -235,15 +234,9 @@ func newStateCollector(p *process) *stateCollector {
 		reloadSuccess: desc("ctwatch_config_last_reload_success", "0 if the last reload was refused (the previous configuration stays in force), else 1; 1 before any reload."),
 		reloadTime:    desc("ctwatch_config_last_reload_timestamp_seconds", "When the configuration was last reloaded, or refused (Unix time); the start time before any reload."),
 		startTime:     desc("ctwatch_start_time_seconds", "When the daemon started (Unix time)."),
-
-		version: "(devel)",
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			c.version = bi.Main.Version
-		}
-		c.goVersion = bi.GoVersion
-	}
+	b := readBuild()
+	c.version, c.goVersion = b.Version, b.GoVersion
 	return c
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ctwatch/ctwatch/internal/config"
 	"github.com/ctwatch/ctwatch/internal/daemon"
+	"github.com/ctwatch/ctwatch/internal/natstest"
 )
 
 // natsPassword and natsToken are what the test servers accept; no error
@@ -33,24 +34,13 @@ const (
 )
 
 // startNATS runs a real nats-server with JetStream on a loopback port,
-// configured by adjust, until the test ends.
+// configured by adjust and quiet, until the test ends.
 func startNATS(t *testing.T, adjust func(*server.Options)) *server.Server {
 	t.Helper()
-	opts := &server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
-		NoSigs: true, NoLog: true,
-	}
-	adjust(opts)
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	return srv
+	return natstest.Start(t, func(o *server.Options) {
+		o.NoLog = true
+		adjust(o)
+	})
 }
 
 // natsConfig loads a configuration for a daemon with no logs whose nats

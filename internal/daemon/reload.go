@@ -113,14 +113,14 @@ func (p *process) watched(name string) bool {
 		return true
 	}
 	cfg := p.config()
-	if cfg.File != "" && filepath.Clean(name) == filepath.Clean(cfg.File) {
+	name = filepath.Clean(name)
+	if cfg.File != "" && name == filepath.Clean(cfg.File) {
 		return true
 	}
 	for _, pattern := range cfg.Rules.Files {
-		if ok, _ := filepath.Match(pattern, name); ok {
-			return true
-		}
-		if ok, _ := filepath.Match(filepath.Clean(pattern), filepath.Clean(name)); ok {
+		// Both sides cleaned: fsnotify names "dir/file" however the
+		// pattern spells the directory ("./rules/*.yaml").
+		if ok, _ := filepath.Match(filepath.Clean(pattern), name); ok {
 			return true
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +84,7 @@ func (p *process) report(ctx context.Context, f HitFilter) *StatusReport {
 	rep := &StatusReport{
 		Live:    true,
 		Time:    time.Now(),
-		Version: buildVersion(),
+		Version: readBuild().String(),
 		Started: p.started,
 		NATS:    p.nc.Status().String(),
 		Logs:    []LogStatus{},
@@ -218,23 +219,40 @@ func RouteSummary(r config.Route) string {
 	return strings.Join(parts, " ")
 }
 
-// buildVersion names the running build: the module version (or
-// "(devel)") and the Go version.
-func buildVersion() string {
+// build is what the status page and the build-info metric say of the
+// running binary.
+type build struct {
+	// Version is the module version, "(devel)" for a source build.
+	Version string
+	// Revision is the first 12 hex digits of the VCS revision, "" when
+	// the build did not record one.
+	Revision string
+	// GoVersion is the toolchain, e.g. "go1.26.8"; "" when unknown.
+	GoVersion string
+}
+
+// readBuild reads the running binary's build information.
+func readBuild() build {
+	b := build{Version: "(devel)"}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "(unknown)"
+		return b
 	}
-	v := bi.Main.Version
-	if v == "" {
-		v = "(devel)"
+	if bi.Main.Version != "" {
+		b.Version = bi.Main.Version
 	}
+	b.GoVersion = bi.GoVersion
 	for _, s := range bi.Settings {
 		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " " + s.Value[:12]
+			b.Revision = s.Value[:12]
 		}
 	}
-	return v + " " + bi.GoVersion
+	return b
+}
+
+// String names the build in one line: version, revision, Go version.
+func (b build) String() string {
+	return strings.Join(slices.DeleteFunc([]string{b.Version, b.Revision, b.GoVersion}, func(s string) bool { return s == "" }), " ")
 }
 
 // statusPageData is what the status page template reads.
