@@ -32,9 +32,9 @@ import (
 // chain. ChainSPKI and ChainSubjects are read from the chain with a
 // structural walk (see setChain for what happens to unreadable ones), and
 // SignatureAlgorithm from der. It returns an error when neither crypto/x509
-// nor the more lenient certificate-transparency-go parser accepts der, or
-// when the issuer certificate of chain is not even a structurally valid
-// certificate. It is safe for concurrent use.
+// nor the more lenient certificate-transparency-go parser accepts der (see
+// decodeDER), or when the issuer certificate of chain is not even a
+// structurally valid certificate. It is safe for concurrent use.
 func FromX509(der []byte, chain [][]byte) (*Cert, error) {
 	c, err := decodeDER(der)
 	if err != nil {
@@ -82,13 +82,18 @@ func FromPrecert(tbs []byte, precert []byte, chain [][]byte) (*Cert, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cert: precertificate: %w", err)
 	}
-	wrapped, err := wrapTBS(tbs, l.sigAlg)
-	if err != nil {
-		return nil, fmt.Errorf("cert: precertificate: %w", err)
-	}
-	c, err := decodeDER(wrapped)
-	if err != nil {
-		return nil, err
+	// The fast decoder reads tbs where it is; only when it is not sure
+	// does tbs get the certificate wrapper that crypto/x509 and the
+	// lenient parser need.
+	c := fastDecodeTBS(tbs, &l)
+	if c == nil {
+		wrapped, err := wrapTBS(tbs, l.sigAlg)
+		if err != nil {
+			return nil, fmt.Errorf("cert: precertificate: %w", err)
+		}
+		if c, err = decodeDER(wrapped); err != nil {
+			return nil, err
+		}
 	}
 	c.Precert = true // TBSHash is already right: the wrapper holds tbs as it is
 	if precert != nil {
@@ -147,7 +152,18 @@ func (c *Cert) setChain(chain [][]byte, skipPrecertSigner bool) error {
 // nameString renders a DER Name the way crypto/x509's pkix.Name.String
 // does, decoding nothing but the name itself. It returns "" when der is not
 // a valid RDNSequence.
+//
+// It runs for every chain certificate of every entry, so the common names
+// are rendered by fastNameString; the others by nameStringSlow.
 func nameString(der []byte) string {
+	if s, ok := fastNameString(der); ok {
+		return s
+	}
+	return nameStringSlow(der)
+}
+
+// nameStringSlow is nameString through encoding/asn1 and pkix.
+func nameStringSlow(der []byte) string {
 	var rdns pkix.RDNSequence
 	rest, err := asn1.Unmarshal(der, &rdns)
 	if err != nil || len(rest) != 0 {
@@ -160,10 +176,24 @@ func nameString(der []byte) string {
 
 // decodeDER decodes the fields of a DER certificate shared by all entry
 // kinds: everything but SHA256, the chain and, for precertificate entries,
-// Precert. crypto/x509 is tried first; certificates it rejects (negative
-// serial numbers, odd encodings and other sins of real CAs) go to the
-// lenient certificate-transparency-go parser.
+// Precert.
+//
+// The fast decoder (fast.go) is tried first; it handles the common shapes
+// of CT certificates and gives exactly what crypto/x509 would. What it is
+// not sure about goes to crypto/x509, and certificates crypto/x509 rejects
+// (negative serial numbers, odd encodings and other sins of real CAs) go to
+// the lenient certificate-transparency-go parser.
 func decodeDER(der []byte) (*Cert, error) {
+	if c := fastDecodeDER(der); c != nil {
+		return c, nil
+	}
+	return decodeDERSlow(der)
+}
+
+// decodeDERSlow is decodeDER without the fast decoder: crypto/x509, then
+// the lenient parser. The fast decoder's tests hold it to this function's
+// results.
+func decodeDERSlow(der []byte) (*Cert, error) {
 	std, stdErr := x509.ParseCertificate(der)
 	if stdErr == nil {
 		f := stdFields(std)
@@ -347,6 +377,16 @@ func tbsHashOrRaw(tbs []byte) Hash {
 
 // normalizeNames lower-cases names and drops repeats, keeping the first
 // occurrence. It works in place: the caller must own the slice.
+func normalizeNames(names []string) []string {
+	for i, n := range names {
+		names[i] = strings.ToLower(n)
+	}
+	return dedupNames(names)
+}
+
+// dedupNames drops repeated names, keeping the first occurrence, in place.
+// It is normalizeNames for names already lower-cased (the fast decoder
+// lower-cases while it copies them).
 //
 // Repeats are found with a small open-addressing table rather than a map:
 // on certificates with a hundred or more SANs, common in CT, a map added
@@ -354,7 +394,7 @@ func tbsHashOrRaw(tbs []byte) Hash {
 // The hash is seeded afresh on every call, so hostile names cannot be
 // chosen to collide and make the probing quadratic; a collision only costs
 // a string comparison, never a wrong answer.
-func normalizeNames(names []string) []string {
+func dedupNames(names []string) []string {
 	if len(names) == 0 {
 		return nil
 	}
@@ -373,7 +413,6 @@ func normalizeNames(names []string) []string {
 	seed := maphash.MakeSeed()
 	out := names[:0]
 	for _, n := range names {
-		n = strings.ToLower(n)
 		for i := maphash.String(seed, n) & mask; ; i = (i + 1) & mask {
 			if slots[i] == 0 {
 				out = append(out, n)
@@ -395,14 +434,31 @@ func appendCommonName(names []string, cn string) []string {
 	if !strings.Contains(cn, ".") || strings.ContainsAny(cn, " \t") {
 		return names
 	}
-	if _, err := netip.ParseAddr(cn); err == nil {
-		return names
+	if mayBeIPAddress(cn) {
+		if _, err := netip.ParseAddr(cn); err == nil {
+			return names
+		}
 	}
 	cn = strings.ToLower(cn)
 	if containsString(names, cn) {
 		return names
 	}
 	return append(names, cn)
+}
+
+// mayBeIPAddress reports whether netip.ParseAddr could accept s: an IPv6
+// address has a colon, an IPv4 address only digits and dots. It spares the
+// common case, a host name, the error netip.ParseAddr would allocate.
+func mayBeIPAddress(s string) bool {
+	if strings.IndexByte(s, ':') >= 0 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func containsString(list []string, s string) bool {

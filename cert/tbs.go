@@ -38,6 +38,15 @@ const (
 // tbsLayout locates the parts of a TBSCertificate that this package needs
 // without decoding the rest. Every slice aliases the walked input.
 type tbsLayout struct {
+	// version is the content of the [0] version wrapper, nil when absent
+	// (a v1 certificate).
+	version []byte
+	// serial is the content of the serial number INTEGER.
+	serial []byte
+	// issuer is the issuer Name element, header included.
+	issuer []byte
+	// validity is the content of the Validity SEQUENCE.
+	validity []byte
 	// head is the content of the TBSCertificate SEQUENCE up to, not
 	// including, the [3] extensions wrapper.
 	head []byte
@@ -68,21 +77,27 @@ func walkTBS(tbs []byte) (tbsLayout, error) {
 		return l, errors.New("trailing data after tbs certificate")
 	}
 	start := body
-	var elem cryptobyte.String
-	if !body.SkipOptionalASN1(tagVersion) {
+	var elem, version cryptobyte.String
+	var hasVersion bool
+	if !body.ReadOptionalASN1(&version, &hasVersion, tagVersion) {
 		return l, errors.New("malformed tbs version")
 	}
-	if !body.SkipASN1(asn1.INTEGER) {
+	if hasVersion {
+		l.version = version
+	}
+	if !body.ReadASN1((*cryptobyte.String)(&l.serial), asn1.INTEGER) {
 		return l, errors.New("malformed tbs serial number")
 	}
 	if !body.ReadASN1Element(&elem, asn1.SEQUENCE) {
 		return l, errors.New("malformed tbs signature algorithm")
 	}
 	l.sigAlg = elem
-	for _, field := range [...]string{"issuer", "validity"} {
-		if !body.SkipASN1(asn1.SEQUENCE) {
-			return l, fmt.Errorf("malformed tbs %s", field)
-		}
+	if !body.ReadASN1Element(&elem, asn1.SEQUENCE) {
+		return l, errors.New("malformed tbs issuer")
+	}
+	l.issuer = elem
+	if !body.ReadASN1((*cryptobyte.String)(&l.validity), asn1.SEQUENCE) {
+		return l, errors.New("malformed tbs validity")
 	}
 	if !body.ReadASN1Element(&elem, asn1.SEQUENCE) {
 		return l, errors.New("malformed tbs subject")

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,6 +130,55 @@ type fetcher struct {
 	// onFailure, if set, is told about every failed attempt with the
 	// running count of consecutive failures.
 	onFailure func(ctx context.Context, consecutive int64, err error)
+	// bodies recycles the buffers of response bodies handed back with
+	// recycle: a backfill reads a data tile or get-entries page of a few
+	// hundred KiB per 256 entries, and growing a fresh buffer for each
+	// was a quarter of all the bytes a backfill allocated.
+	bodies sync.Pool
+}
+
+// maxRecycled is the largest body buffer kept for reuse; bigger ones (a
+// log answering with bodies near MaxResponseBytes) are left to the GC so
+// that the pool never pins much memory.
+const maxRecycled = 4 << 20
+
+// recycle hands back a body returned by getRaw (or passed to a fetchRetry
+// callback) once nothing refers to it any more; its buffer is then reused
+// for a later response. Calling it is optional.
+func (f *fetcher) recycle(body []byte) {
+	if cap(body) == 0 || cap(body) > maxRecycled {
+		return
+	}
+	body = body[:0]
+	f.bodies.Put(&body)
+}
+
+// readBody reads r to the end into buf (reusing its capacity), refusing
+// more than limit bytes: it returns errTooLarge once limit+1 bytes were
+// read. A Content-Length within the limit sizes the buffer once, instead
+// of growing it by doubling; a larger or absent one is not trusted.
+func readBody(r io.Reader, contentLength, limit int64, buf []byte) ([]byte, error) {
+	if contentLength > 0 && contentLength <= limit && int64(cap(buf)) < contentLength+1 {
+		// +1 so that reading the end of the body needs no growth.
+		buf = make([]byte, 0, contentLength+1)
+	}
+	lr := io.LimitReader(r, limit+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return buf, errTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func newFetcher(base string, client *http.Client, opts FetchOptions) *fetcher {
@@ -221,12 +271,16 @@ func (f *fetcher) getOnce(ctx context.Context, path string, params url.Values) (
 		return nil, fmt.Errorf("get %s: %w", path, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.opts.MaxResponseBytes+1))
+	var buf []byte
+	if b, ok := f.bodies.Get().(*[]byte); ok {
+		buf = *b
+	}
+	body, err := readBody(resp.Body, resp.ContentLength, f.opts.MaxResponseBytes, buf)
+	if errors.Is(err, errTooLarge) {
+		return nil, fmt.Errorf("get %s: %w (%d bytes)", path, errTooLarge, f.opts.MaxResponseBytes)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(body)) > f.opts.MaxResponseBytes {
-		return nil, fmt.Errorf("get %s: %w (%d bytes)", path, errTooLarge, f.opts.MaxResponseBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
 		snippet := string(body)

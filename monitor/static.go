@@ -16,6 +16,7 @@ import (
 
 	"filippo.io/torchwood"
 	"github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/merkle/compact"
 	sumdbnote "golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
@@ -41,13 +42,14 @@ const (
 // note signature is checked against the log's key and origin, every new
 // checkpoint is proven consistent with the last verified one from hash
 // tiles, and every entry is proven to be in the verified tree (its leaf hash
-// checked against authenticated hash tiles) before its hits count.
+// goes into a compact range whose root is proven consistent with the
+// verified checkpoint) before its hits count.
 type StaticTailer struct {
 	*tailer
 	verifier sumdbnote.Verifier
 	origin   string
 	tiles    *staticTiles
-	client   *torchwood.Client
+	ranges   *compact.RangeFactory
 
 	issuerMu    sync.Mutex
 	issuers     map[cert.Hash][]byte
@@ -87,15 +89,9 @@ func NewStaticTailer(l *Log, cfg TailerConfig) (*StaticTailer, error) {
 		verifier: v,
 		origin:   origin,
 		issuers:  map[cert.Hash][]byte{},
+		ranges:   newRangeFactory(),
 	}
 	t.tiles = &staticTiles{fetch: t.fetch, limit: t.cfg.Fetch.Concurrency}
-	t.client, err = torchwood.NewClient(t.tiles, torchwood.WithCutEntry(func(tile []byte) ([]byte, tlog.Hash, []byte, error) {
-		entry, h, rest, err := cert.CutTileLeaf(tile)
-		return entry, tlog.Hash(h), rest, err
-	}))
-	if err != nil {
-		return nil, fmt.Errorf("log %s: tile client: %w", l.Name, err)
-	}
 	return t, nil
 }
 
@@ -163,7 +159,6 @@ func (t *StaticTailer) withHead(cp *Checkpoint, head *staticHead) *Checkpoint {
 	n.Timestamp = head.timestamp
 	n.RootHash = bytes.Clone(head.root())
 	n.Signature = head.note
-	n.Range = nil
 	return &n
 }
 
@@ -243,79 +238,208 @@ func (t *StaticTailer) advanceHead(ctx context.Context, cp *Checkpoint, head *st
 	return true, nil
 }
 
-// download reads entries [cp.NextIndex, cp.TreeSize) through torchwood's
-// client, which yields them in order and only after checking each leaf hash
-// against hash tiles authenticated by the verified checkpoint. Every
-// VerifyEvery entries, at the end, and when stopping, hits are published
-// and then the position saved.
-func (t *StaticTailer) download(ctx context.Context, cp *Checkpoint, head *staticHead) (*Checkpoint, error) {
-	var (
-		hits   []event.Hit
-		events []event.LogEvent
-		saved  = cp
-		next   = cp.NextIndex
-	)
-	flush := func(ctx context.Context) error {
-		if next == saved.NextIndex {
-			return nil
+// download reads entries [cp.NextIndex, cp.TreeSize) and commits them in
+// order. Data tiles are fetched, cut, hashed, decoded and matched by
+// Concurrency workers at once (so decoding spreads over the cores while
+// other tiles are on the wire); one committer takes the results in index
+// order, appends each entry's leaf hash to the compact range [0, next), and
+// every VerifyEvery entries, at the end, and when stopping proves that range
+// is in the verified tree (equal roots at the head's size, otherwise a
+// consistency proof built from authenticated hash tiles) before it publishes
+// the hits and saves the position. Nothing is committed that has not been
+// proven, so an entry that does not hash to the checkpoint's root holds the
+// log at the last proven position.
+//
+// Memory is bounded by the pipeline, not by the backlog: at most
+// Concurrency tiles are being read and processed, and 2×Concurrency
+// processed tiles (leaf hashes and hits, not tile bytes) wait for the
+// committer.
+func (t *StaticTailer) download(parent context.Context, cp *Checkpoint, head *staticHead) (*Checkpoint, error) {
+	rng, err := t.rangeAt(parent, cp, head)
+	if err != nil {
+		return nil, err
+	}
+	// ctx ends the reading when the committer fails.
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	tiles := func(yield func(func(context.Context) tileResult) bool) {
+		for n := cp.NextIndex / tileWidth; n*tileWidth < cp.TreeSize; n++ {
+			j := tileJob{
+				tile: tlog.Tile{H: torchwood.TileHeight, L: -1, N: int64(n), W: int(min(cp.TreeSize-n*tileWidth, tileWidth))},
+				from: max(cp.NextIndex, n*tileWidth),
+			}
+			if !yield(func(ctx context.Context) tileResult { return t.processTile(ctx, j) }) {
+				return
+			}
 		}
-		if err := t.commit(ctx, hits, events); err != nil {
-			return err
+	}
+	commits := t.startCommitter(parent, cp, rng, cancel, func(ctx context.Context, rng *compact.Range) error {
+		return t.verifyRange(ctx, rng, head)
+	})
+	var readErr error
+	for res := range inOrder(ctx, t.cfg.Fetch.Concurrency, tiles) {
+		if res.err != nil {
+			j := res.job
+			// What came before the failing tile is still committed, if
+			// it proves.
+			commits.flush()
+			if isFetchError(res.err) {
+				readErr = fmt.Errorf("read entries from %d: %w", j.from, res.err)
+			} else {
+				t.raise(ctx, event.InconsistentTree, fmt.Sprintf("entries:%d:%x", head.tree.N, head.root()),
+					fmt.Sprintf("data tile %d of the checkpoint of size %d (root %x) is malformed: %v", j.tile.N, head.tree.N, head.root(), res.err))
+				readErr = fmt.Errorf("data tile %d: %w", j.tile.N, res.err)
+			}
+			break
 		}
-		n := *saved
-		n.NextIndex = next
-		if err := t.save(ctx, &n); err != nil {
-			return err
+		if !commits.add(res.hashes, res.hits, res.events) {
+			break
 		}
-		saved = &n
-		hits, events = hits[:0], events[:0]
+	}
+	return commits.finish(parent, readErr)
+}
+
+// tileJob is one data tile to read.
+type tileJob struct {
+	tile tlog.Tile
+	// from is the first index of the tile to process: entries before it
+	// (in the first tile of a download) are only cut, to find where it
+	// starts.
+	from uint64
+}
+
+// tileResult is what processing a tile yields: the leaf hash of every entry
+// from the job's from index on, in order, and their hits and events. err is
+// a fetch error (retried later) or a malformed tile (the log's fault).
+type tileResult struct {
+	job    tileJob
+	hashes []cert.Hash
+	hits   []event.Hit
+	events []event.LogEvent
+	err    error
+}
+
+// processTile fetches a data tile, cuts it into entries, hashes each, and
+// decodes and matches those from j.from on. The hashes are checked against
+// the tree by the committer, which publishes nothing of a tile before that.
+func (t *StaticTailer) processTile(ctx context.Context, j tileJob) tileResult {
+	res := tileResult{job: j}
+	data, err := t.tiles.readTile(ctx, j.tile)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	// Nothing processEntry returns refers to the tile (decoded
+	// certificates, hits and events are copies), so its buffer is reused.
+	defer t.fetch.recycle(data)
+	first := uint64(j.tile.N) * tileWidth
+	res.hashes = make([]cert.Hash, 0, first+uint64(j.tile.W)-j.from)
+	rest := data
+	for i := first; i < first+uint64(j.tile.W); i++ {
+		if len(rest) == 0 {
+			res.err = fmt.Errorf("tile holds %d entries, want %d", i-first, j.tile.W)
+			return res
+		}
+		entry, h, r, err := cert.CutTileLeaf(rest)
+		if err != nil {
+			res.err = fmt.Errorf("entry %d: %w", i, err)
+			return res
+		}
+		rest = r
+		if i < j.from {
+			continue
+		}
+		res.hashes = append(res.hashes, h)
+		hits, events := t.processEntry(ctx, i, entry)
+		res.hits = append(res.hits, hits...)
+		res.events = append(res.events, events...)
+	}
+	if len(rest) != 0 {
+		res.err = fmt.Errorf("%d bytes after the last of its %d entries", len(rest), j.tile.W)
+	}
+	return res
+}
+
+// rangeAt returns the compact range [0, cp.NextIndex): the one stored with
+// the checkpoint, or else (a start index, or a checkpoint written before
+// ranges were stored for tiled logs) the hashes of the perfect subtrees
+// covering it, read from hash tiles authenticated against head.
+func (t *StaticTailer) rangeAt(ctx context.Context, cp *Checkpoint, head *staticHead) (*compact.Range, error) {
+	n := cp.NextIndex
+	if n == 0 || len(cp.Range) > 0 {
+		rng, err := t.ranges.NewRange(0, n, cloneHashes(cp.Range))
+		if err != nil {
+			return nil, &fatalError{fmt.Errorf("stored compact range is invalid: %w", err)}
+		}
+		return rng, nil
+	}
+	var indexes []int64
+	var off uint64
+	for level := 63; level >= 0; level-- {
+		if n&(1<<level) != 0 {
+			indexes = append(indexes, tlog.StoredHashIndex(level, int64(off>>level)))
+			off += 1 << level
+		}
+	}
+	hashes, err := torchwood.TileHashReaderWithContext(ctx, head.tree, t.tiles).ReadHashes(indexes)
+	if err != nil {
+		if isFetchError(err) {
+			return nil, fmt.Errorf("read the tree's hashes at %d: %w", n, err)
+		}
+		t.raise(ctx, event.InconsistentTree, fmt.Sprintf("hashes:%d:%x", head.tree.N, head.root()),
+			fmt.Sprintf("hash tiles do not verify against the checkpoint of size %d (root %x): %v", head.tree.N, head.root(), err))
+		return nil, fmt.Errorf("hashes at %d do not verify: %w", n, err)
+	}
+	subtrees := make([][]byte, len(hashes))
+	for i := range hashes {
+		subtrees[i] = hashes[i][:]
+	}
+	rng, err := t.ranges.NewRange(0, n, subtrees)
+	if err != nil {
+		return nil, &fatalError{fmt.Errorf("compact range at %d: %w", n, err)}
+	}
+	return rng, nil
+}
+
+// verifyRange proves that the compact range [0, n) hashes to a tree that
+// head contains: equal roots when n is the head's size, otherwise a
+// consistency proof from n to the head built from hash tiles authenticated
+// against head.
+func (t *StaticTailer) verifyRange(ctx context.Context, rng *compact.Range, head *staticHead) error {
+	n := rng.End()
+	root, err := rng.GetRootHash(nil)
+	if err != nil {
+		return fmt.Errorf("root of [0, %d): %w", n, err)
+	}
+	if n == 0 {
 		return nil
 	}
-	for next < cp.TreeSize {
-		before := next
-		for i, entry := range t.client.Entries(ctx, head.tree, int64(next)) {
-			if uint64(i) != next {
-				return saved, fmt.Errorf("tile client yielded entry %d, want %d", i, next)
-			}
-			h, evs := t.processEntry(ctx, next, entry)
-			hits, events = append(hits, h...), append(events, evs...)
-			next++
-			if next-saved.NextIndex >= t.cfg.Fetch.VerifyEvery {
-				if err := flush(ctx); err != nil {
-					return saved, err
-				}
-			}
+	if n == uint64(head.tree.N) {
+		if !bytes.Equal(root, head.root()) {
+			t.raise(ctx, event.InconsistentTree, fmt.Sprintf("entries:%d:%x", n, head.root()),
+				fmt.Sprintf("entries [0, %d) hash to %x, but the signed root of size %d is %x", n, root, n, head.root()))
+			return fmt.Errorf("entries do not hash to the signed root of size %d", n)
 		}
-		if err := t.client.Err(); err != nil || ctx.Err() != nil {
-			if ctx.Err() != nil {
-				// Stopping: what was yielded is verified already, so commit
-				// it; bounded, as the publisher may be slow to answer.
-				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownFlush)
-				defer cancel()
-				if err := flush(fctx); err != nil {
-					t.logger.Warn("could not commit the entries read before shutdown; they will be read again", "err", err)
-				}
-				return saved, ctx.Err()
-			}
-			if ferr := flush(ctx); ferr != nil {
-				return saved, ferr
-			}
-			if isFetchError(err) {
-				return saved, fmt.Errorf("read entries from %d: %w", next, err)
-			}
-			t.raise(ctx, event.InconsistentTree, fmt.Sprintf("entries:%d:%x", head.tree.N, head.root()),
-				fmt.Sprintf("entries from %d do not verify against the checkpoint of size %d (root %x): %v", next, head.tree.N, head.root(), err))
-			return saved, fmt.Errorf("entries from %d do not verify: %w", next, err)
-		}
-		if next == before {
-			// The client made no progress without an error: do not spin.
-			return saved, fmt.Errorf("tile client stopped at %d of %d", next, cp.TreeSize)
-		}
+		return nil
 	}
-	if err := flush(ctx); err != nil {
-		return saved, err
+	var h tlog.Hash
+	copy(h[:], root)
+	hr := torchwood.TileHashReaderWithContext(ctx, head.tree, t.tiles)
+	p, err := tlog.ProveTree(head.tree.N, int64(n), hr)
+	if err != nil {
+		if isFetchError(err) {
+			return fmt.Errorf("consistency %d→%d: %w", n, head.tree.N, err)
+		}
+		err = fmt.Errorf("hash tiles do not verify: %w", err)
+	} else {
+		err = tlog.CheckTree(p, head.tree.N, head.tree.Hash, int64(n), h)
 	}
-	return saved, nil
+	if err != nil {
+		t.raise(ctx, event.InconsistentTree, fmt.Sprintf("entries:%d:%x:%d:%x", n, root, head.tree.N, head.root()),
+			fmt.Sprintf("entries [0, %d) hash to %x, which is not in the signed tree of size %d (root %x): %v", n, root, head.tree.N, head.root(), err))
+		return fmt.Errorf("entries [0, %d) are not in the signed tree of size %d: %w", n, head.tree.N, err)
+	}
+	return nil
 }
 
 // processEntry decodes and matches one verified entry. Problems with the
