@@ -271,14 +271,15 @@ func (m *Manager) Round(ctx context.Context) {
 	dropped := m.dropped
 	m.dropped = map[string]bool{}
 	m.mu.Unlock()
-	if n, err := m.countLive(ctx); err != nil {
-		m.logger.Warn("cannot count live processes; using the last count", "err", err, "live", live)
+	owners, err := m.liveOwners(ctx)
+	if err != nil {
+		m.logger.Warn("cannot list live processes; sharing as if none changed", "err", err, "live", live)
 	} else {
-		live = n
+		live = len(owners)
 	}
 	share := len(keys)
 	if !m.excl {
-		share = (len(keys) + live - 1) / live
+		share = fairShare(len(keys), live, slices.Index(owners, m.owner))
 	}
 	order := m.order(keys)
 	wanted := make(map[string]bool, len(keys))
@@ -332,21 +333,46 @@ func (m *Manager) heartbeat(ctx context.Context) {
 	}
 }
 
-// countLive counts the processes that announced themselves within the
-// TTL, this one always included.
-func (m *Manager) countLive(ctx context.Context) (int, error) {
+// liveOwners lists the processes that announced themselves within the
+// TTL, this one always included, sorted: every process sees the same list
+// and so computes the same split (fairShare).
+func (m *Manager) liveOwners(ctx context.Context) ([]string, error) {
+	owners := []string{m.owner}
 	lister, err := m.procs.ListKeys(ctx)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return 1, nil
+		return owners, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("list processes: %w", err)
+		return nil, fmt.Errorf("list processes: %w", err)
 	}
-	seen := map[string]bool{m.owner: true}
 	for k := range lister.Keys() {
-		seen[k] = true
+		if k != m.owner {
+			owners = append(owners, k)
+		}
 	}
-	return len(seen), nil
+	slices.Sort(owners)
+	return owners, nil
+}
+
+// fairShare is how many of n items the process at position idx of the
+// sorted live processes should hold: n/live each, one more for the first
+// n%live of them. The shares add up to n exactly, so the items spread as
+// evenly as they can (6 over 4 processes: 2/2/1/1, never 2/2/2/0), and
+// since every process sorts the same list, no two claim the same extra
+// item. A process not in the list (idx -1, its heartbeat not yet visible)
+// takes the larger share until it is.
+func fairShare(n, live, idx int) int {
+	if live <= 0 {
+		return n
+	}
+	if idx < 0 {
+		return (n + live - 1) / live
+	}
+	share := n / live
+	if idx < n%live {
+		share++
+	}
+	return share
 }
 
 // order is keys in this process's preference: deterministic for one

@@ -189,10 +189,13 @@ func TestLeasesSpreadFailOverAndRebalance(t *testing.T) {
 	})
 	t.Logf("after b crashed, in %v: %v", time.Since(crashed).Round(time.Millisecond), s)
 
-	// Two processes join: at most ceil(6/4) = 2 logs each.
+	// Two processes join: six logs over four processes is 2/2/1/1, every
+	// process working.
 	startProc(t, url, w, "d", keys)
 	startProc(t, url, w, "e", keys)
-	s = await(t, w, keys, "rebalanced over a, c, d, e", maxEach(2))
+	s = await(t, w, keys, "rebalanced 2/2/1/1 over a, c, d, e", func(s map[string][]string) bool {
+		return len(s) == 4 && maxEach(2)(s)
+	})
 	t.Logf("after d and e joined: %v", s)
 
 	// A clean shutdown gives the logs back at once.
@@ -225,4 +228,25 @@ func TestLeasesFollowTheKeys(t *testing.T) {
 	await(t, w, []string{"y", "z"}, "x left, z came", func(s map[string][]string) bool {
 		return fmt.Sprint(s["p"]) == "[y z]"
 	})
+}
+
+// The shares of every live process add up to the number of items, and
+// differ by at most one: the spread is as even as it can be.
+func TestFairShare(t *testing.T) {
+	for _, tc := range []struct{ n, live int }{
+		{6, 1}, {6, 3}, {6, 4}, {6, 5}, {6, 6}, {6, 7}, {0, 3}, {30, 4}, {31, 7}, {1, 2},
+	} {
+		sum, lo, hi := 0, tc.n, 0
+		for idx := range tc.live {
+			s := lease.FairShare(tc.n, tc.live, idx)
+			sum += s
+			lo, hi = min(lo, s), max(hi, s)
+		}
+		if sum != tc.n || hi-lo > 1 {
+			t.Errorf("%d items over %d processes: shares add up to %d (want %d), range %d..%d (want at most one apart)", tc.n, tc.live, sum, tc.n, lo, hi)
+		}
+		if got, want := lease.FairShare(tc.n, tc.live, -1), (tc.n+tc.live-1)/tc.live; got != want {
+			t.Errorf("%d items over %d processes, not yet listed: share %d, want the larger %d", tc.n, tc.live, got, want)
+		}
+	}
 }

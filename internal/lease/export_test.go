@@ -1,0 +1,4 @@
+package lease
+
+// FairShare exposes fairShare to the external tests.
+var FairShare = fairShare
