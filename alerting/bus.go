@@ -160,7 +160,7 @@ func (b *Bus) PublishHits(ctx context.Context, hits []event.Hit) error {
 			}
 			waited++
 		}
-		data, err := json.Marshal(&hits[i])
+		data, err := event.MarshalHit(&hits[i])
 		if err != nil {
 			return fmt.Errorf("alerting: encode hit %s: %w", hits[i].ID, err)
 		}
