@@ -89,6 +89,12 @@ type Web struct {
 	// hit details) from anyone who can reach the listener; metrics and
 	// health checks stay.
 	StatusPage bool
+	// Pprof serves Go's profiler (net/http/pprof) at /debug/pprof/ on
+	// Listen; false by default. It is for finding where a running daemon
+	// spends its CPU or memory (`go tool pprof
+	// http://127.0.0.1:9464/debug/pprof/profile?seconds=30`); profiles
+	// reveal code paths and timings, so keep the listener private.
+	Pprof bool
 }
 
 // Log kinds, as written in the file's logs[].kind.

@@ -837,6 +837,13 @@ func TestBoolSettings(t *testing.T) {
 			{"flag true over env false", input{env: map[string]string{"CTWATCH_WEB_STATUS_PAGE": "false"}, args: []string{"--web-status-page=true"}}, true, ""},
 			{"bad value", input{yaml: "web:\n  status_page: sometimes\n"}, false, ":2: web.status_page: must be true or false"},
 		}},
+		{"web.pprof", func(c *Config) bool { return c.Web.Pprof }, []boolCase{
+			{"default off", input{}, false, ""},
+			{"file true", input{yaml: "web:\n  pprof: true\n"}, true, ""},
+			{"env false over file true", input{yaml: "web:\n  pprof: true\n", env: map[string]string{"CTWATCH_WEB_PPROF": "false"}}, false, ""},
+			{"flag true over env false", input{env: map[string]string{"CTWATCH_WEB_PPROF": "false"}, args: []string{"--web-pprof=true"}}, true, ""},
+			{"bad value", input{yaml: "web:\n  pprof: yes please\n"}, false, ":2: web.pprof: must be true or false"},
+		}},
 	} {
 		for _, tc := range setting.cases {
 			t.Run(setting.key+"/"+tc.name, func(t *testing.T) {

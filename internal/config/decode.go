@@ -116,6 +116,9 @@ func (l *loader) decode() *Config {
 	} else {
 		cfg.Web.StatusPage = true
 	}
+	if raw, ok := l.get("web.pprof"); ok {
+		cfg.Web.Pprof = l.asBool("web.pprof", "web.pprof", raw, false)
+	}
 
 	cfg.Logs = l.logs()
 	cfg.Sinks = l.sinks()

@@ -60,6 +60,7 @@ func settings() []setting {
 		{"web.listen", kindString, "127.0.0.1:9464", "web-listen", `host:port of ctwatch's HTTP server (metrics, health checks, status page, digest lists); "" runs none`},
 		{"web.external_url", kindString, "", "web-external-url", "URL users reach the HTTP server at, for links in alerts"},
 		{"web.status_page", kindBool, true, "web-status-page", "serve the status page (/, /status) and /api/status on web.listen"},
+		{"web.pprof", kindBool, false, "web-pprof", "serve Go's profiler at /debug/pprof/ on web.listen"},
 	}, natsSecuritySettings()...)
 }
 
@@ -147,6 +148,6 @@ func fileSpec() *spec {
 	top["cluster"] = &spec{shape: shapeSection, fields: leaves("lease_ttl")}
 	top["rules"] = &spec{shape: shapeSection, fields: map[string]*spec{"files": {shape: shapeLeafList}, "builtin": {shape: shapeLeaf}}}
 	top["sinks"] = sinkItemSpec()
-	top["web"] = &spec{shape: shapeSection, fields: leaves("listen", "external_url", "status_page")}
+	top["web"] = &spec{shape: shapeSection, fields: leaves("listen", "external_url", "status_page", "pprof")}
 	return &spec{shape: shapeSection, fields: top}
 }

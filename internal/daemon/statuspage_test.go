@@ -214,3 +214,25 @@ func TestStatusPageOff(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The profiler is served only when web.pprof is true.
+func TestPprofRoutes(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pprof=%v", on), func(t *testing.T) {
+			s := newSetup(t)
+			cfg := s.config(t)
+			cfg.Web.Pprof = on
+			stop, base := runDaemonWeb(t, cfg)
+			code, body := get(t, base+"/debug/pprof/goroutine?debug=1")
+			switch {
+			case on && (code != http.StatusOK || !strings.Contains(body, "goroutine profile:")):
+				t.Errorf("GET goroutine profile with pprof on: %d %.100q, want 200 and a goroutine profile", code, body)
+			case !on && code != http.StatusNotFound:
+				t.Errorf("GET goroutine profile with pprof off: %d, want 404", code)
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

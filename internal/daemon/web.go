@@ -34,6 +34,7 @@ func (p *process) webHandler() http.Handler {
 	registerMetricsRoutes(mux, p)
 	registerHealthRoutes(mux, p)
 	registerStatusRoutes(mux, p)
+	registerPprofRoutes(mux, p)
 	return securityHeaders(mux)
 }
 
