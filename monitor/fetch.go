@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,10 +138,15 @@ type fetcher struct {
 	bodies sync.Pool
 }
 
-// maxRecycled is the largest body buffer kept for reuse; bigger ones (a
-// log answering with bodies near MaxResponseBytes) are left to the GC so
-// that the pool never pins much memory.
-const maxRecycled = 4 << 20
+// maxRecycled is the largest body buffer kept for reuse: the default
+// MaxResponseBytes, since a get-entries page of 1000 entries is several
+// MiB. Bigger buffers (a configured cap above the default) are left to the
+// GC. The pool holds at most about one buffer per download worker between
+// collections, and drops them all when the GC runs twice.
+const maxRecycled = 16 << 20
+
+// minBodyBuffer is the first capacity a body buffer grows to.
+const minBodyBuffer = 16 << 10
 
 // recycle hands back a body returned by getRaw (or passed to a fetchRetry
 // callback) once nothing refers to it any more; its buffer is then reused
@@ -165,7 +171,11 @@ func readBody(r io.Reader, contentLength, limit int64, buf []byte) ([]byte, erro
 	lr := io.LimitReader(r, limit+1)
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			// Double: append's growth for large slices is about 1.25×,
+			// and a multi-MiB body of unknown length (logs that send no
+			// Content-Length) then spent a sixth of a backfill's CPU
+			// copying itself.
+			buf = slices.Grow(buf, max(cap(buf), minBodyBuffer))
 		}
 		n, err := lr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
