@@ -81,10 +81,19 @@ func (t *tailer) startCommitter(ctx context.Context, cp *Checkpoint, rng *compac
 	return c
 }
 
+// maxWindowHits hands a window over before VerifyEvery entries when it
+// already holds this many hits: the entries of a window are few bytes each,
+// but a hit carries the certificate's names (hundreds for some), so with
+// rules that match a large share of a log the hits, not the entries, would
+// set the memory a window takes. A smaller window only costs one more
+// proof.
+const maxWindowHits = 2048
+
 // add appends the leaf hashes of the next entries read, in index order,
 // with their hits and events, and hands a window over once VerifyEvery
-// entries are pending or the tree's end is reached. It reports false when
-// reading should stop: the committer failed, or the range did.
+// entries or maxWindowHits hits are pending, or the tree's end is reached.
+// It reports false when reading should stop: the committer failed, or the
+// range did.
 func (c *committer) add(hashes []cert.Hash, hits []event.Hit, events []event.LogEvent) bool {
 	for i := range hashes {
 		if err := c.rng.Append(hashes[i][:], nil); err != nil {
@@ -93,7 +102,7 @@ func (c *committer) add(hashes []cert.Hash, hits []event.Hit, events []event.Log
 		}
 	}
 	c.hits, c.events = append(c.hits, hits...), append(c.events, events...)
-	if c.rng.End()-c.last >= c.every || c.rng.End() == c.end {
+	if c.rng.End()-c.last >= c.every || len(c.hits) >= maxWindowHits || c.rng.End() == c.end {
 		return c.flush()
 	}
 	return true

@@ -36,6 +36,8 @@ type recorder struct {
 	cps         map[string]*monitor.Checkpoint
 	failSave    error
 	failPublish error
+	// maxBatch is the most hits one PublishHits call carried.
+	maxBatch int
 }
 
 func newRecorder() *recorder {
@@ -53,6 +55,7 @@ func (r *recorder) PublishHits(_ context.Context, hits []event.Hit) error {
 	if r.failPublish != nil {
 		return r.failPublish
 	}
+	r.maxBatch = max(r.maxBatch, len(hits))
 	for _, h := range hits {
 		if !r.hitIDs[h.ID] {
 			r.hitIDs[h.ID] = true
