@@ -36,12 +36,18 @@ import (
 // decodeDER), or when the issuer certificate of chain is not even a
 // structurally valid certificate. It is safe for concurrent use.
 func FromX509(der []byte, chain [][]byte) (*Cert, error) {
+	return (*Decoder)(nil).fromX509(der, chain)
+}
+
+// fromX509 is FromX509, reading chain certificates through d's cache
+// (none when d is nil).
+func (d *Decoder) fromX509(der []byte, chain [][]byte) (*Cert, error) {
 	c, err := decodeDER(der)
 	if err != nil {
 		return nil, err
 	}
 	c.SHA256 = sha256.Sum256(der)
-	if err := c.setChain(chain, false); err != nil {
+	if err := c.setChain(d, chain, false); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -78,6 +84,12 @@ func Parse(der []byte) (*Cert, error) {
 // IssuerSPKIHash comes from it (zero when chain[1] is missing). The result
 // holds no reference to its inputs. It is safe for concurrent use.
 func FromPrecert(tbs []byte, precert []byte, chain [][]byte) (*Cert, error) {
+	return (*Decoder)(nil).fromPrecert(tbs, precert, chain)
+}
+
+// fromPrecert is FromPrecert, reading chain certificates through d's
+// cache (none when d is nil).
+func (d *Decoder) fromPrecert(tbs []byte, precert []byte, chain [][]byte) (*Cert, error) {
 	l, err := walkTBS(tbs)
 	if err != nil {
 		return nil, fmt.Errorf("cert: precertificate: %w", err)
@@ -101,7 +113,7 @@ func FromPrecert(tbs []byte, precert []byte, chain [][]byte) (*Cert, error) {
 	} else {
 		c.SHA256 = sha256.Sum256(tbs)
 	}
-	if err := c.setChain(chain, true); err != nil {
+	if err := c.setChain(d, chain, true); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -117,7 +129,7 @@ func FromPrecert(tbs []byte, precert []byte, chain [][]byte) (*Cert, error) {
 // entry and an empty ChainSubjects entry, as does any certificate whose
 // subject does not decode: a broken root copy in a logged chain says nothing
 // about the entry, and rejecting the entry for it would hide the leaf.
-func (c *Cert) setChain(chain [][]byte, skipPrecertSigner bool) error {
+func (c *Cert) setChain(d *Decoder, chain [][]byte, skipPrecertSigner bool) error {
 	n := len(chain)
 	if n == 0 {
 		return nil
@@ -127,16 +139,16 @@ func (c *Cert) setChain(chain [][]byte, skipPrecertSigner bool) error {
 	c.ChainSubjects = make([]string, n)
 	issuer := 0
 	for i, der := range chain {
-		c.Chain[i] = sha256.Sum256(der)
-		cc, err := readChainCert(der)
-		if err != nil {
+		cc := d.chainCert(der)
+		c.Chain[i] = cc.hash
+		if cc.err != nil {
 			if i == issuer {
-				return fmt.Errorf("cert: chain certificate %d: %w", i, err)
+				return fmt.Errorf("cert: chain certificate %d: %w", i, cc.err)
 			}
 			continue
 		}
 		c.ChainSPKI[i] = cc.spkiHash
-		c.ChainSubjects[i] = nameString(cc.subject)
+		c.ChainSubjects[i] = cc.subject
 		if i != issuer {
 			continue
 		}

@@ -29,6 +29,12 @@ const (
 // extra_data chain (the two agree for an honest log). The result holds no
 // reference to the inputs. It is safe for concurrent use.
 func DecodeRFC6962Entry(leafInput, extraData []byte) (c *Cert, timestamp uint64, err error) {
+	return (*Decoder)(nil).DecodeRFC6962Entry(leafInput, extraData)
+}
+
+// DecodeRFC6962Entry is the package's DecodeRFC6962Entry, reading the
+// chain certificates through d's cache. A nil d caches nothing.
+func (d *Decoder) DecodeRFC6962Entry(leafInput, extraData []byte) (c *Cert, timestamp uint64, err error) {
 	leaf := cryptobyte.String(leafInput)
 	var version, leafType uint8
 	var entryType uint16
@@ -59,7 +65,7 @@ func DecodeRFC6962Entry(leafInput, extraData []byte) (c *Cert, timestamp uint64,
 		if !extra.Empty() {
 			return nil, 0, errors.New("cert: trailing data after x509 extra_data")
 		}
-		c, err = FromX509(der, chain)
+		c, err = d.fromX509(der, chain)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -86,7 +92,7 @@ func DecodeRFC6962Entry(leafInput, extraData []byte) (c *Cert, timestamp uint64,
 		if !extra.Empty() {
 			return nil, 0, errors.New("cert: trailing data after precert extra_data")
 		}
-		c, err = FromPrecert(tbs, precert, chain)
+		c, err = d.fromPrecert(tbs, precert, chain)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -246,6 +246,12 @@ func readLeafIndex(exts cryptobyte.String) (uint64, error) {
 // decodes as FromX509. The result holds no reference to l or chain. It is
 // safe for concurrent use.
 func FromTileLeaf(l *TileLeaf, chain [][]byte) (*Cert, error) {
+	return (*Decoder)(nil).FromTileLeaf(l, chain)
+}
+
+// FromTileLeaf is the package's FromTileLeaf, reading the chain
+// certificates through d's cache. A nil d caches nothing.
+func (d *Decoder) FromTileLeaf(l *TileLeaf, chain [][]byte) (*Cert, error) {
 	if l == nil {
 		return nil, errors.New("cert: nil tile leaf")
 	}
@@ -258,11 +264,11 @@ func FromTileLeaf(l *TileLeaf, chain [][]byte) (*Cert, error) {
 		if len(l.PreCertificate) == 0 {
 			return nil, errors.New("cert: tile leaf: precert_entry without pre_certificate")
 		}
-		if c, err = FromPrecert(l.Certificate, l.PreCertificate, chain); err != nil {
+		if c, err = d.fromPrecert(l.Certificate, l.PreCertificate, chain); err != nil {
 			return nil, err
 		}
 		c.IssuerSPKIHash = l.IssuerKeyHash
-	} else if c, err = FromX509(l.Certificate, chain); err != nil {
+	} else if c, err = d.fromX509(l.Certificate, chain); err != nil {
 		return nil, err
 	}
 	for i := range chain {

@@ -342,7 +342,7 @@ func (t *RFC6962Tailer) fetchBatch(ctx context.Context, start, end uint64) batch
 func (t *RFC6962Tailer) processEntry(index uint64, le ct.LeafEntry, res *batchResult) {
 	res.leafHashes = append(res.leafHashes, cert.Hash(rfc6962.DefaultHasher.HashLeaf(le.LeafInput)))
 	t.processed.Add(1)
-	c, ts, err := cert.DecodeRFC6962Entry(le.LeafInput, le.ExtraData)
+	c, ts, err := t.decoder.DecodeRFC6962Entry(le.LeafInput, le.ExtraData)
 	if err != nil {
 		t.malformed.Add(1)
 		t.logger.Warn("malformed entry", "index", index, "err", err)

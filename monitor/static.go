@@ -463,11 +463,11 @@ func (t *StaticTailer) processEntry(ctx context.Context, index uint64, entry []b
 		malformed("its leaf_index extension says %d", leaf.LeafIndex)
 	}
 	chain := t.chain(ctx, leaf.Chain)
-	c, err := cert.FromTileLeaf(leaf, chain)
+	c, err := t.decoder.FromTileLeaf(leaf, chain)
 	if err != nil && len(chain) > 0 {
 		// A broken chain must not hide the certificate: decode it alone.
 		malformed("chain could not be decoded: %v", err)
-		c, err = cert.FromTileLeaf(leaf, nil)
+		c, err = t.decoder.FromTileLeaf(leaf, nil)
 	}
 	if err != nil {
 		malformed("could not be decoded: %v", err)

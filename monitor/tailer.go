@@ -40,6 +40,10 @@ type tailer struct {
 	// health holds what the status page and metrics show beyond counts.
 	healthMu sync.Mutex
 	health   health
+
+	// decoder decodes the log's entries, remembering the chain
+	// certificates it has read (they repeat on nearly every entry).
+	decoder cert.Decoder
 }
 
 // health is the part of Stats that is not a plain counter.
