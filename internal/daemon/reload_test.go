@@ -25,7 +25,7 @@ func jsonlLines(t *testing.T, path string) (hits []event.Hit, events []event.Log
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc := bufio.NewScanner(bytes.NewReader(wholeLines(b)))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var probe struct {
