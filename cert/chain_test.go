@@ -272,10 +272,13 @@ func TestChainSPKIAndSubjects(t *testing.T) {
 // TestChainPrecertSigner checks that a Precertificate Signing Certificate
 // keeps its place in the chain lists while the issuer key comes from the
 // next certificate.
-func TestChainPrecertSigner(t *testing.T) {
-	root := newCA(t, "ctwatch root", nil, false)
-	ca := newCA(t, "ctwatch issuing CA", root, false)
-	signer := newCA(t, "ctwatch precert signer", ca, true)
+// precertSignerFixture issues a precertificate from a Precertificate
+// Signing Certificate under an issuing CA under a root.
+func precertSignerFixture(t *testing.T) (root, ca, signer *testCA, precert []byte) {
+	t.Helper()
+	root = newCA(t, "ctwatch root", nil, false)
+	ca = newCA(t, "ctwatch issuing CA", root, false)
+	signer = newCA(t, "ctwatch precert signer", ca, true)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(7),
 		Subject:      pkix.Name{CommonName: "precert.example"},
@@ -283,7 +286,12 @@ func TestChainPrecertSigner(t *testing.T) {
 		NotBefore:    time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC),
 		NotAfter:     time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC),
 	}
-	precert := issue(t, withExtensions(tmpl, poisonExt()), newKey(t).Public(), signer)
+	precert = issue(t, withExtensions(tmpl, poisonExt()), newKey(t).Public(), signer)
+	return root, ca, signer, precert
+}
+
+func TestChainPrecertSigner(t *testing.T) {
+	root, ca, signer, precert := precertSignerFixture(t)
 	chain := [][]byte{signer.der, ca.der, root.der}
 	c, err := FromPrecert(stdParse(t, precert).RawTBSCertificate, precert, chain)
 	if err != nil {

@@ -1,14 +1,10 @@
 package cert
 
 import (
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"math/big"
 	"reflect"
 	"sync"
 	"testing"
-	"time"
 )
 
 // A Decoder gives exactly what the package functions give, on the first
@@ -21,17 +17,7 @@ func TestDecoderMatchesPackageFunctions(t *testing.T) {
 	issuer := readDER(t, azureIssuerPEM)
 	full := chainFixture(t)
 
-	root := newCA(t, "ctwatch root", nil, false)
-	ca := newCA(t, "ctwatch issuing CA", root, false)
-	signer := newCA(t, "ctwatch precert signer", ca, true)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7),
-		Subject:      pkix.Name{CommonName: "precert.example"},
-		DNSNames:     []string{"precert.example"},
-		NotBefore:    time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC),
-		NotAfter:     time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC),
-	}
-	precert := issue(t, withExtensions(tmpl, poisonExt()), newKey(t).Public(), signer)
+	root, ca, signer, precert := precertSignerFixture(t)
 	tbs := stdParse(t, precert).RawTBSCertificate
 
 	type entry struct{ leafInput, extraData []byte }

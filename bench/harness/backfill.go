@@ -83,38 +83,18 @@ type ctwatchBackfill struct {
 // run starts ctwatch, waits until it has committed the whole log and
 // delivered every expected hit, and measures it.
 func (b ctwatchBackfill) run(ctx context.Context) (*backfillResult, error) {
-	if err := os.MkdirAll(b.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("mkdir: %w", err)
-	}
 	recv := newHitReceiver(b.plan, b.rule, b.expected)
-	hook, err := serveWebhook(recv)
-	if err != nil {
-		return nil, err
-	}
-	defer hook.close()
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cfg := ctwatchConfig{
-		dataDir:   filepath.Join(b.dir, "data"),
-		listen:    fmt.Sprintf("127.0.0.1:%d", port),
+	run, err := launchCtwatch(ctx, b.dir, b.bin, ctwatchConfig{
 		logs:      []ctwatchLog{b.log},
 		monitor:   b.monitor,
 		rulesFile: b.rulesFile,
-		webhook:   hook.url,
-	}
-	cfgPath := filepath.Join(b.dir, "ctwatch.yaml")
-	if err := cfg.writeAndValidate(ctx, b.bin, cfgPath); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(b.dir, "ctwatch.log")
-	p, err := startProc("ctwatch", b.dir, logPath, logPath, b.bin, "run", "--config", cfgPath)
+	}, recv)
 	if err != nil {
 		return nil, err
 	}
-	defer p.stop(30 * time.Second)
-	metrics := newMetricsClient(cfg.listen)
+	defer run.close()
+	p := run.proc
+	metrics := newMetricsClient(run.listen)
 
 	// /proc is read every 20 ms (it costs ctwatch nothing); /metrics only
 	// every scrapeEvery, because a scrape costs ctwatch ~2 ms of CPU. The
@@ -135,9 +115,9 @@ func (b ctwatchBackfill) run(ctx context.Context) (*backfillResult, error) {
 		select {
 		case <-tick.C:
 		case <-p.done:
-			return nil, fmt.Errorf("ctwatch exited during the backfill (%v); see %s:\n%s", p.err, logPath, tailFile(logPath, 30))
+			return nil, fmt.Errorf("ctwatch exited during the backfill (%v); see %s:\n%s", p.err, run.log, tailFile(run.log, 30))
 		case <-deadline:
-			return nil, fmt.Errorf("ctwatch did not finish the backfill within %v; see %s", b.timeout, logPath)
+			return nil, fmt.Errorf("ctwatch did not finish the backfill within %v; see %s", b.timeout, run.log)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -179,4 +180,52 @@ func labelValue(labels, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// ctwatchRun is a ctwatch process started by launchCtwatch, with the
+// webhook server its sink delivers to.
+type ctwatchRun struct {
+	proc   *proc
+	hook   *webhookServer
+	listen string // web.listen, where /metrics is scraped
+	log    string // the process's output
+}
+
+// launchCtwatch starts the webhook server for recv, completes cfg with
+// it, a data directory and a free web port in dir, writes and validates
+// the configuration and starts ctwatch on it. close stops both.
+func launchCtwatch(ctx context.Context, dir, bin string, cfg ctwatchConfig, recv *hitReceiver) (*ctwatchRun, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("mkdir: %w", err)
+	}
+	hook, err := serveWebhook(recv)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		hook.close()
+		return nil, err
+	}
+	cfg.dataDir = filepath.Join(dir, "data")
+	cfg.listen = fmt.Sprintf("127.0.0.1:%d", port)
+	cfg.webhook = hook.url
+	cfgPath := filepath.Join(dir, "ctwatch.yaml")
+	if err := cfg.writeAndValidate(ctx, bin, cfgPath); err != nil {
+		hook.close()
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "ctwatch.log")
+	p, err := startProc("ctwatch", dir, logPath, logPath, bin, "run", "--config", cfgPath)
+	if err != nil {
+		hook.close()
+		return nil, err
+	}
+	return &ctwatchRun{proc: p, hook: hook, listen: cfg.listen, log: logPath}, nil
+}
+
+// close stops ctwatch, then the webhook server.
+func (r *ctwatchRun) close() {
+	_ = r.proc.stop(30 * time.Second)
+	r.hook.close()
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -126,25 +124,10 @@ type latencyPhase struct {
 }
 
 func (ph latencyPhase) run(ctx context.Context) ([]latencyResult, error) {
-	if err := os.MkdirAll(ph.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("mkdir: %w", err)
-	}
 	recv := newHitReceiver(ph.plan, ph.rule, ph.n*len(ph.logs))
-	hook, err := serveWebhook(recv)
-	if err != nil {
-		return nil, err
-	}
-	defer hook.close()
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	cfg := ctwatchConfig{
-		dataDir:   filepath.Join(ph.dir, "data"),
-		listen:    fmt.Sprintf("127.0.0.1:%d", port),
 		monitor:   []string{"poll_interval: " + ph.poll.String()},
 		rulesFile: ph.rulesFile,
-		webhook:   hook.url,
 	}
 	sizes := map[string]uint64{}
 	for _, l := range ph.logs {
@@ -155,20 +138,16 @@ func (ph latencyPhase) run(ctx context.Context) ([]latencyResult, error) {
 		}
 		sizes[l.config.name] = s
 	}
-	cfgPath := filepath.Join(ph.dir, "ctwatch.yaml")
-	if err := cfg.writeAndValidate(ctx, ph.bin, cfgPath); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(ph.dir, "ctwatch.log")
-	p, err := startProc("ctwatch", ph.dir, logPath, logPath, ph.bin, "run", "--config", cfgPath)
+	run, err := launchCtwatch(ctx, ph.dir, ph.bin, cfg, recv)
 	if err != nil {
 		return nil, err
 	}
-	defer p.stop(30 * time.Second)
+	defer run.close()
+	p := run.proc
 
 	// Caught up: every log's position at the size it had before any
 	// submission (ctwatch starts at the end).
-	metrics := newMetricsClient(cfg.listen)
+	metrics := newMetricsClient(run.listen)
 	caughtUp := time.After(2 * time.Minute)
 	for {
 		next, err := metrics.progress(ctx)
@@ -183,9 +162,9 @@ func (ph latencyPhase) run(ctx context.Context) ([]latencyResult, error) {
 		select {
 		case <-time.After(scrapeEvery):
 		case <-caughtUp:
-			return nil, fmt.Errorf("ctwatch did not catch up with %v within 2 minutes (last %v, %v); see %s", sizes, next, err, logPath)
+			return nil, fmt.Errorf("ctwatch did not catch up with %v within 2 minutes (last %v, %v); see %s", sizes, next, err, run.log)
 		case <-p.done:
-			return nil, fmt.Errorf("ctwatch exited (%v); see %s:\n%s", p.err, logPath, tailFile(logPath, 30))
+			return nil, fmt.Errorf("ctwatch exited (%v); see %s:\n%s", p.err, run.log, tailFile(run.log, 30))
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
